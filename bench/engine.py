@@ -1,0 +1,122 @@
+"""Engine throughput: N structured calls at concurrency C against the fake LLM at L ms latency.
+
+Prints wall time, the ideal time ceil(N/C) × L and their ratio (target ≤ 1.05), the peak number
+of requests in flight seen by the server, and the transport used. The fake LLM runs in a separate
+process so that it does not share the client's event loop or GIL.
+
+    python bench/engine.py                      # N=2000, C=100, 500 ms, both transports
+    python bench/engine.py --n 5000 --latency-ms 0 --transport aiohttp
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from finmcq.engine.client import EngineConfig, LLMEngine, LLMRequest
+from finmcq.engine.cost import PriceTable
+from finmcq.engine.store import RunStore
+from finmcq.records import BlindSolve
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finmcq.fake", "--port", str(port), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{base}/v1/models", timeout=1).read()
+            return proc, base
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("fake LLM did not start")
+
+
+def fake_stats(base: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{base}/_fake/stats", timeout=5) as r:
+        data: dict[str, object] = json.loads(r.read())
+        return data
+
+
+def reset(base: str) -> None:
+    req = urllib.request.Request(f"{base}/_fake/reset", method="POST", data=b"")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+async def run_calls(base: str, n: int, concurrency: int, transport: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(Path(tmp))
+        config = EngineConfig(base_url=f"{base}/v1", model="fake-finance-1",
+                              concurrency=concurrency, transport=transport)  # type: ignore[arg-type]
+        engine = LLMEngine(config, store, PriceTable.load())
+        requests = [
+            LLMRequest(
+                stage="verify",
+                messages=({"role": "system", "content": "풀이"},
+                          {"role": "user", "content": "<입력>\n" + json.dumps(
+                              {"task": "verify", "question": f"벤치마크 문제 {i}",
+                               "options": {ch: f"선택지 {ch}{i}" for ch in "ABCDEFG"}},
+                              ensure_ascii=False) + "\n</입력>"}),
+                schema=BlindSolve, item_id=str(i))
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        # Stream the work: every request is a task and the engine's semaphore keeps C in flight.
+        await asyncio.gather(*(engine.call(r) for r in requests))
+        wall = time.perf_counter() - started
+        await engine.aclose()
+        store.close()
+        return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency-ms", type=int, default=500)
+    parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="both")
+    args = parser.parse_args()
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-secret")
+    proc, base = start_fake(args.latency_ms)
+    try:
+        transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]
+        ideal = math.ceil(args.n / args.concurrency) * args.latency_ms / 1000
+        for transport in transports:
+            reset(base)
+            wall = asyncio.run(run_calls(base, args.n, args.concurrency, transport))
+            stats = fake_stats(base)
+            line = (f"transport={transport} n={args.n} concurrency={args.concurrency} "
+                    f"latency_ms={args.latency_ms} wall_s={wall:.3f} ideal_s={ideal:.3f} "
+                    f"requests_at_server={stats.get('requests')} "
+                    f"peak_in_flight={stats.get('peak_in_flight')} "
+                    f"rps={args.n / wall:.0f}")
+            if ideal:
+                line += f" ratio={wall / ideal:.3f}"
+            print(line, flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""``finmcq build`` as a library call: load, run the pipeline, write the run's files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finmcq import __version__
+from finmcq.config import BuildSettings
+from finmcq.engine.client import LLMEngine
+from finmcq.engine.cost import PriceTable
+from finmcq.engine.progress import StageProgress
+from finmcq.engine.runlog import close_run_log, open_run_log, run_timestamp
+from finmcq.engine.store import RunStore
+from finmcq.errors import FinmcqError
+from finmcq.output import write_json, write_json_array, write_jsonl
+from finmcq.pipeline import BuildOutcome, Delivered, Pipeline
+from finmcq.sources import describe_splits, load_source
+from finmcq.stages.assemble import PromptTemplate, training_pairs
+
+log = logging.getLogger("finmcq.build")
+
+
+class IncompleteBuildError(FinmcqError):
+    """The sources and allowed retries could not fill every slot."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    run_dir: Path
+    timestamp: str
+    training_data: Path
+    items: Path
+    stats: Path
+    log: Path
+    pairs: int
+    cost_usd: float
+
+
+def run_build(settings: BuildSettings, *, progress: bool | None = None) -> BuildResult:
+    """Run a whole build. Raises ``FinmcqError`` subclasses with user-facing messages.
+
+    Input is loaded and validated, and the API key resolved, before anything is written.
+    """
+    engine_config = settings.engine_config()
+    engine_config.resolve_api_key()  # fail on a missing key before touching the disk
+    sources = load_source(settings.source, settings.subjects, settings.splits)
+    return asyncio.run(_build(settings, sources, progress))
+
+
+async def _build(settings: BuildSettings, sources: list[Any],
+                 progress: bool | None) -> BuildResult:
+    started = time.monotonic()
+    store = RunStore(settings.out)
+    timestamp = run_timestamp()
+    handler = open_run_log(settings.out, timestamp)
+    engine: LLMEngine | None = None
+    try:
+        prices = PriceTable.load(settings.prices)
+        engine = LLMEngine(settings.engine_config(), store, prices)
+        subjects = sorted({q.provenance.subject for q in sources})
+        splits = sorted({q.provenance.split for q in sources})
+        warning = describe_splits(splits)
+        if warning:
+            log.warning(warning)
+        log.info("finmcq %s build: %d source questions from %s (%s; splits %s), target %d "
+                 "questions, model %s, concurrency %d, seed %d", __version__, len(sources),
+                 settings.source, ",".join(subjects), ",".join(splits),
+                 settings.questions, settings.model, settings.concurrency, settings.seed)
+        store.set_meta("settings", settings.model_dump_json())
+        meter = engine.meter
+        with StageProgress(lambda stage: meter.stage(stage).cost_usd,
+                           enabled=progress) as bar:
+            pipeline = Pipeline(settings, engine, store, bar)
+            outcome = await pipeline.run(sources)
+        source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,
+                       "questions": len(sources), "warning": warning}
+        return _write_outputs(settings, outcome, store, engine, timestamp,
+                              time.monotonic() - started, source_info)
+    finally:
+        if engine is not None:
+            await engine.aclose()
+        close_run_log(handler)
+        store.close()
+
+
+def _item_record(d: Delivered, store: RunStore) -> dict[str, Any]:
+    item = d.item
+    usage = store.item_usage(item.item_id, item.source.uid if item.source else None)
+    return {
+        "item_id": item.item_id,
+        "topic": item.topic.value,
+        "difficulty": item.difficulty.value if item.difficulty else None,
+        "origin": item.origin,
+        "question": item.question,
+        "options": dict(zip("ABCDEFG", item.options, strict=True)),
+        "answer": item.answer,
+        "verification": d.verification.model_dump(),
+        "solution": d.solution.text,
+        "provenance": item.source.provenance.model_dump() if item.source else None,
+        "source_question": item.source.question if item.source else None,
+        "tokens": {"prompt": usage["prompt_tokens"], "completion": usage["completion_tokens"]},
+        "cost_usd": round(usage["cost_usd"], 6),
+    }
+
+
+def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunStore,
+                   engine: LLMEngine, timestamp: str, wall_s: float,
+                   source_info: dict[str, Any]) -> BuildResult:
+    run_dir = settings.out
+    template = PromptTemplate(instruction=settings.instruction)
+    stats = _stats(settings, outcome, store, engine, wall_s, source_info)
+    stats_path = run_dir / f"processing_stats_{timestamp}.json"
+    log_path = run_dir / f"processing_{timestamp}.log"
+    if not outcome.complete:
+        write_json(stats_path, stats)
+        missing = outcome.target - len(outcome.delivered)
+        message = (
+            f"Only {len(outcome.delivered)} of {outcome.target} questions passed every check "
+            f"({missing} slots used up their {settings.max_attempts_per_question} attempts); no "
+            f"training file was written, since it must hold exactly {2 * outcome.target} pairs"
+        )
+        log.error(message)
+        raise IncompleteBuildError(
+            message, where=str(stats_path),
+            fix="Rerun with the same --out and a higher --max-attempts to resume: replies "
+            "received so far are reused at no cost",
+        )
+
+    def pairs() -> Iterator[dict[str, str]]:
+        for d in outcome.delivered:
+            for pair in training_pairs(d.item, d.solution, template):
+                yield pair.model_dump()
+
+    data_path = run_dir / f"final_training_data_{timestamp}.json"
+    items_path = run_dir / f"items_{timestamp}.jsonl"
+    n_items = write_jsonl(items_path, (_item_record(d, store) for d in outcome.delivered))
+    n_pairs = write_json_array(data_path, pairs())
+    assert n_pairs == 2 * n_items == 2 * outcome.target
+    write_json(stats_path, stats)
+    log.info("wrote %d pairs to %s (%.1fs, $%.4f this session)", n_pairs, data_path.name,
+             wall_s, engine.meter.session_cost)
+    return BuildResult(run_dir=run_dir, timestamp=timestamp, training_data=data_path,
+                       items=items_path, stats=stats_path, log=log_path, pairs=n_pairs,
+                       cost_usd=engine.meter.total_cost)
+
+
+def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engine: LLMEngine,
+           wall_s: float, source_info: dict[str, Any]) -> dict[str, Any]:
+    meter = engine.meter
+    all_time = store.usage_by_stage()
+    settings_dump = json.loads(settings.model_dump_json())
+    return {
+        "finmcq_version": __version__,
+        "status": "complete" if outcome.complete else "incomplete",
+        "questions": {"target": outcome.target, "delivered": len(outcome.delivered),
+                      "unfilled_slots": outcome.unfilled},
+        "pairs": 2 * len(outcome.delivered) if outcome.complete else 0,
+        "seed": settings.seed,
+        "source": source_info,
+        "models": {stage: settings.engine_config().model_for(stage)
+                   for stage in ("relevance", "rewrite", "generate", "verify", "solve")},
+        **outcome.stats,
+        "usage_this_session": meter.as_dict(),
+        "usage_all_sessions": all_time,
+        "cost_usd": {"this_session": round(meter.session_cost, 6),
+                     "total": round(sum(v["cost_usd"] for v in all_time.values()), 6)},
+        "retries_by_cause": _retries(meter.as_dict()),
+        "peak_in_flight": engine.peak_in_flight,
+        "wall_time_s": round(wall_s, 3),
+        "settings": settings_dump,
+    }
+
+
+def _retries(usage: dict[str, Any]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for stage in usage.values():
+        for cause, n in stage["retries"].items():
+            total[cause] = total.get(cause, 0) + n
+    return dict(sorted(total.items()))

@@ -1,0 +1,159 @@
+"""The ``finmcq`` command. Thin on purpose: it parses flags and calls library functions.
+
+Heavy imports (datasets, openai, aiohttp) happen inside the commands so ``finmcq --help`` is fast.
+Nothing in the package imports this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="finmcq",
+    help="Build a Korean financial-market 7-option MCQ fine-tuning dataset from KMMLU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+R = TypeVar("R")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _run_or_exit(action: Callable[[], R]) -> R:
+    """Run ``action``; a finmcq error becomes one readable paragraph and an exit code."""
+    from finmcq.errors import ConfigError, FinmcqError, InputError
+
+    try:
+        return action()
+    except (InputError, ConfigError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    except FinmcqError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted: everything received so far is saved; rerun with the same "
+                    "--out to resume.", fg="yellow", err=True)
+        raise typer.Exit(130) from None
+
+
+SourceOpt = Annotated[str | None, typer.Option(
+    help="Hub id (default HAERAE-HUB/KMMLU), a local folder in the hub layout, a .csv/.jsonl "
+    "file in KMMLU's columns, or 'sample'.")]
+SubjectsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated KMMLU subjects (default Economics).")]
+SplitsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated splits (default train,dev,test; including test contaminates the "
+    "benchmark).")]
+
+
+def _settings(config: Path | None, **flags: Any) -> Any:
+    from finmcq.config import BuildSettings
+
+    flags["subjects"] = _csv(flags.get("subjects"))
+    flags["splits"] = _csv(flags.get("splits"))
+    return BuildSettings.from_sources(config, flags)
+
+
+@app.command()
+def build(
+    source: SourceOpt = None,
+    subjects: SubjectsOpt = None,
+    splits: SplitsOpt = None,
+    questions: Annotated[int | None, typer.Option(help="Questions to deliver (pairs = 2×).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, Azure...).")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable that holds the API key.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at most.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for every random choice.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Run directory; rerunning with the same one resumes.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(
+        help="Attempts (rewrite/generate) per question before giving up.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
+                                                "flags win.")] = None,
+    progress: Annotated[bool | None, typer.Option(
+        help="Live progress display (default: only on a terminal).")] = None,
+) -> None:
+    """Build the training set: KMMLU → relevance → rewrite/generate → verify → solve → pairs."""
+
+    def action() -> None:
+        from finmcq.build import run_build
+
+        settings = _settings(
+            config, source=source, subjects=subjects, splits=splits, questions=questions,
+            model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+            seed=seed, out=out, max_attempts_per_question=max_attempts, prices=prices,
+        )
+        result = run_build(settings, progress=progress)
+        _report(result)
+
+    _run_or_exit(action)
+
+
+def _report(result: Any) -> None:
+    typer.echo(f"{result.pairs} training pairs written (total cost so far ${result.cost_usd:.4f}):")
+    for label, path in (("training data", result.training_data), ("items", result.items),
+                        ("stats", result.stats), ("log", result.log)):
+        typer.echo(f"  {label:<13} {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("demo-run"),
+    questions: Annotated[int, typer.Option(help="Questions to deliver.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 42,
+) -> None:
+    """Run the whole pipeline offline: bundled sample + built-in fake LLM → 2,000 pairs."""
+
+    def action() -> None:
+        from finmcq.build import run_build
+        from finmcq.config import BuildSettings
+        from finmcq.fake.server import FakeConfig, FakeLLMServer
+
+        with FakeLLMServer(FakeConfig(latency_ms=0, seed=seed)) as fake:
+            typer.echo(f"fake LLM listening at {fake.base_url}")
+            settings = BuildSettings(source="sample", questions=questions, seed=seed, out=out,
+                                     model="fake-finance-1", base_url=fake.base_url)
+            result = run_build(settings)
+        _report(result)
+        typer.secho("note: this content comes from finmcq's built-in FAKE LLM; it shows the "
+                    "pipeline and the format, not real questions. Point `finmcq build` at a "
+                    "real model for real data.", fg="yellow")
+
+    _run_or_exit(action)
+
+
+@app.command("fake-llm")
+def fake_llm(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    latency_ms: Annotated[int, typer.Option(help="Fixed latency per request.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the fake's choices.")] = 0,
+) -> None:
+    """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
+    from finmcq.fake.server import FakeConfig, serve
+
+    try:
+        serve(FakeConfig(latency_ms=latency_ms, seed=seed), port=port)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""The LLM engine: *how* finmcq talks to an OpenAI-compatible Chat Completions API.
+
+Stages hand it an :class:`LLMRequest` (messages + a pydantic reply model) and get back a validated
+instance of that model. Everything else lives here, once:
+
+* a global limit on requests in flight (an ``asyncio.Semaphore``; callers stream work in, so the
+  limit stays full);
+* retries with exponential backoff and jitter on 429 / 5xx / timeouts / connection errors,
+  honouring ``Retry-After`` and ``retry-after-ms``; a bounded number of tries per request;
+* a circuit breaker that stops the run when most recent attempts fail, and an immediate stop on
+  401 / 403 / 404 with a message that says which;
+* structured output: ``response_format`` ``json_schema`` (strict) built from the reply model, with
+  a fallback to JSON mode (schema in the prompt) for servers that reject it; invalid JSON, schema
+  violations and ``finish_reason == "length"`` are retried, never returned;
+* the SQLite cache (a repeated request costs nothing), the audit log, token and USD accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, NoReturn, TypeVar
+from urllib.parse import urlparse
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from finmcq.engine.cost import PriceTable
+from finmcq.engine.runlog import redact, register_secret
+from finmcq.engine.schema import response_format_json_schema, schema_instruction
+from finmcq.engine.store import RunStore
+from finmcq.errors import ConfigError, FinmcqError
+
+log = logging.getLogger("finmcq.engine")
+
+T = TypeVar("T", bound=BaseModel)
+StructuredMode = Literal["json_schema", "json_object", "prompt"]
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class LLMFatalError(FinmcqError):
+    """A condition no retry can fix (bad key, unknown model, dead server): the run stops."""
+
+
+class LLMCallFailed(FinmcqError):
+    """One request failed after all its tries; the stage decides what to do with the item."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass
+class EngineConfig:
+    """How to reach the LLM and how hard to try. Every field can come from CLI or TOML."""
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-4o-mini"
+    stage_models: dict[str, str] = field(default_factory=dict)
+    temperature: float = 0.0
+    max_tokens: int = 4096
+    timeout_s: float = 120.0
+    concurrency: int = 100
+    max_attempts: int = 8
+    max_invalid: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    breaker_window: int = 40
+    breaker_failure_ratio: float = 0.9
+
+    def model_for(self, stage: str) -> str:
+        return self.stage_models.get(stage, self.model)
+
+    def resolve_api_key(self) -> str:
+        """The key from the environment variable named by ``api_key_env``.
+
+        Local servers (vLLM, Ollama, llama.cpp, the fake LLM) need no key; hosted APIs do.
+        """
+        key = os.environ.get(self.api_key_env, "").strip()
+        if key:
+            return key
+        host = urlparse(self.base_url).hostname if self.base_url else None
+        if host in _LOOPBACK:
+            return "no-key-needed-for-local-server"
+        where = self.base_url or "the OpenAI API"
+        raise ConfigError(
+            f"No API key: the environment variable {self.api_key_env} is not set, and {where} "
+            f"needs one. Set it (export {self.api_key_env}=sk-...), name another variable with "
+            "--api-key-env, or run `finmcq demo` to try everything offline with the built-in "
+            "fake LLM."
+        )
+
+
+@dataclass(frozen=True)
+class LLMRequest(Generic[T]):
+    """What a stage asks: messages and the pydantic model the reply must validate against."""
+
+    stage: str
+    messages: tuple[Mapping[str, str], ...]
+    schema: type[T]
+    item_id: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class LLMResult(Generic[T]):
+    value: T
+    key: str
+    cached: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass
+class StageUsage:
+    """Counters for one stage, for the progress display and the stats file."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    failed_calls: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "mean_latency_s": round(self.latency_s / self.requests, 3) if self.requests else None,
+            "failed_calls": self.failed_calls,
+            "retries": dict(sorted(self.retries.items())),
+        }
+
+
+class UsageMeter:
+    """Usage per stage for this process; ``total_cost`` adds what earlier sessions spent."""
+
+    def __init__(self, prior_cost_usd: float = 0.0) -> None:
+        self.stages: dict[str, StageUsage] = {}
+        self.prior_cost_usd = prior_cost_usd
+
+    def stage(self, name: str) -> StageUsage:
+        return self.stages.setdefault(name, StageUsage())
+
+    @property
+    def session_cost(self) -> float:
+        return sum(s.cost_usd for s in self.stages.values())
+
+    @property
+    def total_cost(self) -> float:
+        return self.prior_cost_usd + self.session_cost
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: usage.as_dict() for name, usage in sorted(self.stages.items())}
+
+
+def request_key(model: str, messages: tuple[Mapping[str, str], ...], schema: type[BaseModel],
+                temperature: float, max_tokens: int, seed: int | None) -> str:
+    """Hash of everything that determines the answer: the cache key."""
+    canonical = json.dumps(
+        {
+            "model": model,
+            "messages": [dict(m) for m in messages],
+            "schema": schema.model_json_schema(),
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class _Invalid(Exception):
+    """The reply arrived but is not usable (bad JSON, schema violation, truncated)."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
+def parse_reply(content: str | None, schema: type[T]) -> T:
+    """Parse a reply into ``schema``; tolerate a Markdown code fence around the JSON."""
+    if not content or not content.strip():
+        raise _Invalid("empty_reply", "the reply had no content")
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Invalid("invalid_json", f"reply is not valid JSON ({exc.msg} at {exc.pos})") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise _Invalid(
+            "schema_violation", f"{exc.error_count()} schema error(s), first at {where}: {first['msg']}"
+        ) from None
+
+
+def _retry_after_s(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers if exc.response is not None else {}
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    sec = headers.get("retry-after")
+    if sec:
+        try:
+            return float(sec)
+        except ValueError:
+            return None  # an HTTP date: rare from LLM APIs; fall back to our own backoff
+    return None
+
+
+class LLMEngine:
+    """Sends requests, keeps the limit full, retries, validates, caches and counts cost."""
+
+    def __init__(self, config: EngineConfig, store: RunStore, prices: PriceTable) -> None:
+        self.config = config
+        self.store = store
+        self.prices = prices
+        api_key = config.resolve_api_key()
+        register_secret(api_key)
+        self.redact = redact
+        self.meter = UsageMeter(prior_cost_usd=store.total_cost())
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._mode: StructuredMode = (
+            "json_schema" if config.structured_output in ("auto", "json_schema")
+            else "json_object"
+        )
+        self._recent: deque[tuple[bool, str]] = deque(maxlen=config.breaker_window)
+        self._fatal: LLMFatalError | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,  # retries are ours: one policy, counted and logged per cause
+            http_client=self._http_client(),
+        )
+
+    def _http_client(self) -> Any:
+        if self.config.transport == "aiohttp" and hasattr(openai, "DefaultAioHttpClient"):
+            try:
+                return openai.DefaultAioHttpClient(timeout=self.config.timeout_s)
+            except Exception:  # extra not installed: the SDK's default transport works too
+                log.debug("aiohttp transport unavailable; using the SDK default")
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    @property
+    def fatal(self) -> LLMFatalError | None:
+        return self._fatal
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def call(self, request: LLMRequest[T]) -> LLMResult[T]:
+        """Answer ``request`` from the cache or the API; raise LLMCallFailed / LLMFatalError."""
+        if self._fatal is not None:
+            raise self._fatal
+        cfg = self.config
+        model = request.model or cfg.model_for(request.stage)
+        temperature = cfg.temperature if request.temperature is None else request.temperature
+        max_tokens = request.max_tokens or cfg.max_tokens
+        key = request_key(model, request.messages, request.schema, temperature, max_tokens,
+                          request.seed)
+        usage = self.meter.stage(request.stage)
+
+        cached = self.store.get_response(key)
+        if cached is not None:
+            usage.cache_hits += 1
+            return LLMResult(
+                value=request.schema.model_validate_json(cached.parsed_json),
+                key=key, cached=True, prompt_tokens=cached.prompt_tokens,
+                completion_tokens=cached.completion_tokens, cost_usd=0.0,
+            )
+
+        invalid = 0
+        for attempt in range(1, cfg.max_attempts + 1):
+            if self._fatal is not None:
+                raise self._fatal
+            mode = self._mode
+            body = self._body(request, model, temperature, max_tokens, mode)
+            started = time.monotonic()
+            try:
+                async with self._semaphore:
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                    try:
+                        completion = await self._client.chat.completions.create(**body)
+                    finally:
+                        self.in_flight -= 1
+                choice = completion.choices[0]
+                if choice.finish_reason == "length":
+                    raise _Invalid("truncated", "finish_reason=length: the reply was cut off")
+                value = parse_reply(choice.message.content, request.schema)
+            except _Invalid as exc:
+                self._note(True)
+                invalid += 1
+                self._retry_event(request, exc.cause, str(exc), attempt)
+                if invalid >= cfg.max_invalid:
+                    usage.failed_calls += 1
+                    raise LLMCallFailed(
+                        f"{request.stage}: no valid reply after {invalid} tries ({exc})", exc.cause
+                    ) from None
+                continue
+            except openai.APIStatusError as exc:
+                wait = await self._on_status_error(exc, request, attempt, mode)
+                if wait is None:
+                    continue
+                await asyncio.sleep(wait)
+                continue
+            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                cause = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
+                self._note(False, cause)
+                self._retry_event(request, cause, self.redact(str(exc)), attempt)
+                self._check_breaker()
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+
+            latency = time.monotonic() - started
+            self._note(True)
+            return self._record(request, key, model, body, choice.message.content or "", value,
+                                completion, latency, attempt, usage)
+
+        usage.failed_calls += 1
+        raise LLMCallFailed(
+            f"{request.stage}: gave up after {cfg.max_attempts} tries", "max_attempts"
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _body(self, request: LLMRequest[Any], model: str, temperature: float, max_tokens: int,
+              mode: StructuredMode) -> dict[str, Any]:
+        messages = [dict(m) for m in request.messages]
+        if mode == "json_schema":
+            response_format: dict[str, Any] | None = response_format_json_schema(request.schema)
+        else:
+            # Fallback: the schema travels in the system prompt instead.
+            response_format = {"type": "json_object"} if mode == "json_object" else None
+            instruction = schema_instruction(request.schema)
+            if messages and messages[0].get("role") == "system":
+                messages[0]["content"] = messages[0]["content"] + instruction
+            else:
+                messages.insert(0, {"role": "system", "content": instruction.strip()})
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if response_format is not None:
+            body["response_format"] = response_format
+        return body
+
+    async def _on_status_error(self, exc: openai.APIStatusError, request: LLMRequest[Any],
+                               attempt: int, mode: StructuredMode) -> float | None:
+        """Classify an HTTP error; return seconds to wait before retrying, or raise."""
+        status = exc.status_code
+        message = self.redact(_error_message(exc))
+        if status in (401, 403):
+            what = "was rejected (401: invalid API key)" if status == 401 else (
+                "is not allowed to use this model or endpoint (403)")
+            self._fail_fatal(
+                f"The API key in {self.config.api_key_env} {what} at "
+                f"{self.config.base_url or 'api.openai.com'}: {message}. Check the key (and "
+                "--api-key-env, --base-url); nothing was lost, rerun to resume."
+            )
+        if status == 404:
+            model = request.model or self.config.model_for(request.stage)
+            self._fail_fatal(
+                f"The server at {self.config.base_url or 'api.openai.com'} answered 404 for "
+                f"model {model!r}: {message}. Check --model (see `finmcq doctor`) and that "
+                "--base-url ends with /v1."
+            )
+        if (status == 400 and _is_response_format_error(message) and mode != "prompt"
+                and self.config.structured_output == "auto"):
+            if self._mode == mode:  # first request to notice switches everyone
+                self._mode = "json_object" if mode == "json_schema" else "prompt"
+                log.warning("The server rejected response_format=%s (%s); falling back to %s "
+                            "with the schema in the prompt.", mode, message, self._mode)
+            return None
+        if status == 429 or status >= 500 or status == 408 or status == 409:
+            cause = "rate_limit" if status == 429 else f"http_{status}"
+            self._note(False, cause)
+            self._retry_event(request, cause, message, attempt)
+            self._check_breaker()
+            retry_after = _retry_after_s(exc) if status == 429 or status == 503 else None
+            if retry_after is not None:
+                return min(retry_after, self.config.backoff_max_s * 5) + random.uniform(0, 0.1)
+            return self._backoff(attempt)
+        # Any other 4xx is a bug in the request: retrying sends the same bytes again.
+        self._fail_fatal(
+            f"The server rejected a {request.stage} request with HTTP {status}: {message}. "
+            "This is not something a retry fixes; check --model and --base-url."
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)  # "equal jitter": never zero, never synchronized
+
+    def _note(self, ok: bool, cause: str = "") -> None:
+        self._recent.append((ok, cause))
+
+    def _check_breaker(self) -> None:
+        window = self._recent
+        if len(window) < window.maxlen:  # type: ignore[operator]
+            return
+        failures = [cause for ok, cause in window if not ok]
+        if len(failures) / len(window) >= self.config.breaker_failure_ratio:
+            common, _ = Counter(failures).most_common(1)[0]
+            self._fail_fatal(
+                f"Stopping: {len(failures)} of the last {len(window)} requests failed (mostly "
+                f"{common}) at {self.config.base_url or 'api.openai.com'}. The server looks down "
+                "or is refusing us; check it (`finmcq doctor`), then rerun with the same --out "
+                "to resume: replies received so far are saved."
+            )
+
+    def _fail_fatal(self, message: str) -> NoReturn:
+        if self._fatal is None:
+            self._fatal = LLMFatalError(message)
+            log.error(message)
+            self.store.add_event("fatal", stage=None, item_id=None, detail=message)
+        raise self._fatal
+
+    def _retry_event(self, request: LLMRequest[Any], cause: str, detail: str, attempt: int) -> None:
+        self.meter.stage(request.stage).retries[cause] += 1
+        log.info("retry %s item=%s attempt=%d cause=%s: %s", request.stage, request.item_id,
+                 attempt, cause, detail)
+        self.store.add_event(f"retry:{cause}", stage=request.stage, item_id=request.item_id,
+                             detail=f"attempt {attempt}: {detail}")
+
+    def _record(self, request: LLMRequest[T], key: str, model: str, body: dict[str, Any],
+                content: str, value: T, completion: Any, latency: float, attempts: int,
+                usage: StageUsage) -> LLMResult[T]:
+        u = completion.usage
+        prompt_tokens = int(getattr(u, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(u, "completion_tokens", 0) or 0)
+        details = getattr(u, "prompt_tokens_details", None)
+        cached_tokens = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)
+        self.store.put_response(
+            key=key, stage=request.stage, item_id=request.item_id, model=model, request=body,
+            content=content, parsed_json=value.model_dump_json(), prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, cached_tokens=cached_tokens, cost_usd=cost,
+            latency_s=latency, attempts=attempts,
+        )
+        usage.requests += 1
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
+        usage.cached_tokens += cached_tokens
+        usage.cost_usd += cost
+        usage.latency_s += latency
+        return LLMResult(value=value, key=key, cached=False, prompt_tokens=prompt_tokens,
+                         completion_tokens=completion_tokens, cost_usd=cost)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(exc.message if hasattr(exc, "message") else exc)
+
+
+def _is_response_format_error(message: str) -> bool:
+    text = message.lower()
+    return "response_format" in text or "json_schema" in text or "structured" in text

@@ -1,0 +1,307 @@
+"""The run's SQLite store: response cache, resume point and audit log in one file.
+
+One ``finmcq.sqlite`` per run directory. Every successful LLM reply is committed as soon as it
+arrives (WAL mode), keyed by a hash of everything that determines the answer, so a rerun after a
+crash — even ``kill -9`` — answers those requests from disk at zero cost. The same rows are the
+audit log: request, reply, tokens, latency, stage, item and time. Failures and retries go to the
+``events`` table. Pipeline outcomes (``outcomes``) let reports and exports read a run back.
+
+A lock file makes a second process on the same run directory fail fast instead of corrupting it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finmcq.errors import FinmcqError
+
+STORE_FILENAME = "finmcq.sqlite"
+LOCK_FILENAME = ".finmcq.lock"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS responses (
+    key               TEXT PRIMARY KEY,
+    stage             TEXT NOT NULL,
+    item_id           TEXT,
+    model             TEXT NOT NULL,
+    request_json      TEXT NOT NULL,
+    content           TEXT NOT NULL,
+    parsed_json       TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens     INTEGER NOT NULL,
+    cost_usd          REAL NOT NULL,
+    latency_s         REAL NOT NULL,
+    attempts          INTEGER NOT NULL,
+    created_at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_stage ON responses(stage);
+CREATE INDEX IF NOT EXISTS responses_item ON responses(item_id);
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts       REAL NOT NULL,
+    stage    TEXT,
+    item_id  TEXT,
+    kind     TEXT NOT NULL,
+    detail   TEXT
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    item_id    TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    reason     TEXT,
+    payload    TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (item_id, stage)
+);
+"""
+
+
+class RunLockedError(FinmcqError):
+    """Another finmcq process is using the same run directory."""
+
+
+class StoreError(FinmcqError):
+    """The store cannot be opened or written (disk full, read-only directory, ...)."""
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    content: str
+    parsed_json: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+
+
+class RunStore:
+    """SQLite store for one run directory. Thread-safe for the engine's single event loop."""
+
+    def __init__(self, run_dir: Path, *, lock: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self._lock_fd: int | None = None
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the run directory {self.run_dir}: {exc.strerror}. "
+                "Choose another --out or fix its permissions."
+            ) from None
+        if lock:
+            self._acquire_lock()
+        self.path = self.run_dir / STORE_FILENAME
+        self._mutex = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process (the WAL is in the OS page
+            # cache); only a power cut may lose the last commits, which are then re-requested.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(
+                f"Cannot open the run store {self.path}: {exc}. Check free disk space and that "
+                "the directory is writable; a rerun resumes from what was saved."
+            ) from None
+
+    # -- locking ---------------------------------------------------------------------------
+
+    def _acquire_lock(self) -> None:
+        lock_path = self.run_dir / LOCK_FILENAME
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot write to the run directory {self.run_dir} ({exc.strerror}). "
+                "Make it writable or choose another --out."
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunLockedError(
+                f"Another finmcq process is already using {self.run_dir}. Wait for it to finish "
+                "(or stop it), or give this run a different --out."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None  # type: ignore[assignment]
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- low level -------------------------------------------------------------------------
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._mutex:
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                raise StoreError(
+                    f"Could not save to {self.path}: {exc}. Free disk space or fix permissions, "
+                    "then rerun with the same --out: everything saved so far is kept."
+                ) from None
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._mutex:
+            return list(self._db.execute(sql, params).fetchall())
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- response cache / audit log --------------------------------------------------------
+
+    def get_response(self, key: str) -> CachedResponse | None:
+        rows = self._query(
+            "SELECT content, parsed_json, prompt_tokens, completion_tokens, cached_tokens, "
+            "cost_usd FROM responses WHERE key = ?",
+            (key,),
+        )
+        return CachedResponse(*rows[0]) if rows else None
+
+    def put_response(
+        self,
+        *,
+        key: str,
+        stage: str,
+        item_id: str | None,
+        model: str,
+        request: dict[str, Any],
+        content: str,
+        parsed_json: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int,
+        cost_usd: float,
+        latency_s: float,
+        attempts: int,
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO responses(key, stage, item_id, model, request_json, content, "
+            "parsed_json, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_s, "
+            "attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                stage,
+                item_id,
+                model,
+                json.dumps(request, ensure_ascii=False),
+                content,
+                parsed_json,
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                cost_usd,
+                latency_s,
+                attempts,
+                time.time(),
+            ),
+        )
+
+    def usage_by_stage(self) -> dict[str, dict[str, float]]:
+        """Tokens and USD of every stored reply, per stage (all sessions of this run)."""
+        rows = self._query(
+            "SELECT stage, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
+            "SUM(cached_tokens), SUM(cost_usd) FROM responses GROUP BY stage"
+        )
+        return {
+            stage: {
+                "responses": n,
+                "prompt_tokens": pt or 0,
+                "completion_tokens": ct or 0,
+                "cached_tokens": cached or 0,
+                "cost_usd": cost or 0.0,
+            }
+            for stage, n, pt, ct, cached, cost in rows
+        }
+
+    def item_usage(self, *item_ids: str | None) -> dict[str, float]:
+        """Tokens and USD of every stored reply that belongs to the given item ids."""
+        ids = [i for i in item_ids if i]
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+            f"COALESCE(SUM(cost_usd), 0) FROM responses WHERE item_id IN ({marks})",
+            tuple(ids),
+        )
+        pt, ct, cost = rows[0]
+        return {"prompt_tokens": pt, "completion_tokens": ct, "cost_usd": float(cost)}
+
+    def total_cost(self) -> float:
+        rows = self._query("SELECT COALESCE(SUM(cost_usd), 0) FROM responses")
+        return float(rows[0][0])
+
+    # -- events (retries, failures) --------------------------------------------------------
+
+    def add_event(self, kind: str, *, stage: str | None, item_id: str | None, detail: str) -> None:
+        self._write(
+            "INSERT INTO events(ts, stage, item_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), stage, item_id, kind, detail),
+        )
+
+    def event_counts(self) -> dict[str, int]:
+        return dict(self._query("SELECT kind, COUNT(*) FROM events GROUP BY kind"))  # type: ignore[arg-type]
+
+    # -- pipeline outcomes -----------------------------------------------------------------
+
+    def put_outcome(
+        self, item_id: str, stage: str, status: str, *, reason: str | None, payload: str | None
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO outcomes(item_id, stage, status, reason, payload, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (item_id, stage, status, reason, payload, time.time()),
+        )
+
+    def iter_outcomes(
+        self, stage: str | None = None
+    ) -> Iterator[tuple[str, str, str, str | None, str | None]]:
+        sql = "SELECT item_id, stage, status, reason, payload FROM outcomes"
+        params: tuple[Any, ...] = ()
+        if stage is not None:
+            sql += " WHERE stage = ?"
+            params = (stage,)
+        yield from self._query(sql + " ORDER BY item_id", params)

@@ -1,0 +1,79 @@
+"""Atomic output files: written to a temporary file beside the target, then renamed.
+
+An interrupted run therefore never leaves a half-written output: a reader sees the old file, the
+new file, or none — never part of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from finmcq.errors import FinmcqError
+
+
+class OutputError(FinmcqError):
+    """An output file could not be written (disk full, read-only directory, ...)."""
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[str]]:
+    """Open a temp file in ``path``'s folder; on success fsync and rename it over ``path``."""
+    path = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write {path}: {exc.strerror}",
+            fix="Free disk space or make the directory writable, then rerun with the same --out "
+            "(replies already received are kept and not paid for again)",
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise OutputError(
+            f"Cannot write {path}: {exc.strerror}",
+            fix="Free disk space or make the directory writable, then rerun with the same --out",
+        ) from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_writer(path) as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=2)
+        handle.write("\n")
+
+
+def write_json_array(path: Path, rows: Iterable[Any]) -> int:
+    """Stream ``rows`` into a JSON array without holding the serialised text in memory."""
+    count = 0
+    with atomic_writer(path) as handle:
+        handle.write("[")
+        for row in rows:
+            handle.write(",\n  " if count else "\n  ")
+            handle.write(json.dumps(row, ensure_ascii=False))
+            count += 1
+        handle.write("\n]\n" if count else "]\n")
+    return count
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
+    count = 0
+    with atomic_writer(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False))
+            handle.write("\n")
+            count += 1
+    return count

@@ -1,0 +1,201 @@
+"""Every record that flows through finmcq, as pydantic models.
+
+Two kinds live here:
+
+* *Pipeline records* (``SourceQuestion``, ``McqItem``, ``Verification``, ``Solution``,
+  ``TrainingPair``) carry data from stage to stage and into the output files.
+* *LLM reply schemas* (``RelevanceJudgment``, ``McqDraft``, ``BlindSolve``, ``SolutionDraft``)
+  are what a stage asks the LLM to return. The engine turns them into the JSON schema sent as
+  ``response_format``, so the prompt contract and the code that reads the reply cannot drift.
+
+Invariants (7 distinct options, a key in A–G, ...) sit in validators so that an invalid record
+cannot exist.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "E", "F", "G")
+SOURCE_LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
+Letter = Literal["A", "B", "C", "D", "E", "F", "G"]
+SourceLetter = Literal["A", "B", "C", "D"]
+KMMLU_LICENSE = "CC BY-ND 4.0"
+
+
+class Topic(StrEnum):
+    """The eight financial-market areas the dataset covers, plus 기타 for everything else."""
+
+    STOCK_MARKET = "주식 시장 제도"
+    DERIVATIVES = "파생상품 거래"
+    PRODUCT_ANALYSIS = "금융상품 분석"
+    RISK = "리스크 관리"
+    STRATEGY = "투자 전략"
+    REGULATION = "금융 규제"
+    BONDS = "채권 시장"
+    FX = "외환 시장"
+    OTHER = "기타"
+
+
+MARKET_TOPICS: tuple[Topic, ...] = tuple(t for t in Topic if t is not Topic.OTHER)
+
+
+class Difficulty(StrEnum):
+    EASY = "easy"
+    MEDIUM = "medium"
+    HARD = "hard"
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalise and collapse whitespace: the form every comparison in finmcq uses."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline records
+# --------------------------------------------------------------------------------------------
+
+
+class Provenance(_Frozen):
+    """Where a source question came from, precisely enough to find the row again."""
+
+    dataset: str = Field(description="hub id, local folder or file the row was read from")
+    subject: str
+    split: str
+    row_index: int = Field(ge=0, description="0-based row within (subject, split)")
+    original_answer: int = Field(ge=1, le=4, description="KMMLU's answer column, 1 = A")
+    license: str = KMMLU_LICENSE
+
+
+class SourceQuestion(_Frozen):
+    """One 4-option question as read from KMMLU (or a file in its columns)."""
+
+    uid: str = Field(description="stable id: subject/split/row")
+    question: NonEmpty
+    options: tuple[NonEmpty, NonEmpty, NonEmpty, NonEmpty]
+    answer: SourceLetter
+    category: str | None = None
+    human_accuracy: float | None = None
+    provenance: Provenance
+
+    @property
+    def answer_text(self) -> str:
+        return self.options[SOURCE_LETTERS.index(self.answer)]
+
+
+class McqItem(_Frozen):
+    """A 7-option financial-market question with exactly one correct answer, in final order."""
+
+    item_id: str
+    question: NonEmpty
+    options: tuple[NonEmpty, NonEmpty, NonEmpty, NonEmpty, NonEmpty, NonEmpty, NonEmpty]
+    answer: Letter
+    topic: Topic
+    difficulty: Difficulty | None = None
+    origin: Literal["rewrite", "generate"]
+    source: SourceQuestion | None = None
+
+    @model_validator(mode="after")
+    def _distinct_options(self) -> McqItem:
+        seen = {normalize_text(o).casefold() for o in self.options}
+        if len(seen) != len(self.options):
+            raise ValueError("the 7 options must be distinct")
+        return self
+
+    @property
+    def answer_text(self) -> str:
+        return self.options[LETTERS.index(self.answer)]
+
+
+class Verification(_Frozen):
+    """Outcome of the verify stage for one item."""
+
+    blind_answer: Letter | None
+    passed: bool
+    reasons: tuple[str, ...] = ()
+
+
+class Solution(_Frozen):
+    """The step-1 response: a rendered, step-by-step solution that ends with the key."""
+
+    text: NonEmpty
+    final_answer: Letter
+
+
+class TrainingPair(_Frozen):
+    prompt: NonEmpty
+    response: NonEmpty
+
+
+# --------------------------------------------------------------------------------------------
+# LLM reply schemas (sent as response_format; keep descriptions in Korean, the model reads them)
+# --------------------------------------------------------------------------------------------
+
+
+class RelevanceJudgment(_Frozen):
+    """관련성 판정: 이 문제가 금융 시장·투자·거래에 관한 문제인가."""
+
+    relevant: bool = Field(description="금융 시장, 투자 또는 거래에 관한 문제이면 true")
+    topic: Topic = Field(description="가장 가까운 분야 (해당 없으면 기타)")
+    score: int = Field(ge=1, le=5, description="관련도 1(무관)~5(핵심)")
+    reason: NonEmpty = Field(description="판단 근거 한 문장")
+
+
+class McqDraft(_Frozen):
+    """7지선다 문항 초안: 정답 1개와 오답 6개. 선택지 순서는 finmcq가 정한다."""
+
+    question: NonEmpty = Field(description="문제 본문 (시장 상황 포함, 선택지 제외)")
+    correct_option: NonEmpty = Field(description="유일한 정답 선택지의 내용")
+    distractors: list[NonEmpty] = Field(
+        min_length=6, max_length=6, description="그럴듯하지만 명백히 틀린 오답 6개"
+    )
+    difficulty: Difficulty = Field(description="예상 난이도")
+
+    @field_validator("distractors")
+    @classmethod
+    def _six_distinct(cls, value: list[str]) -> list[str]:
+        if len({normalize_text(v).casefold() for v in value}) != len(value):
+            raise ValueError("distractors must be distinct")
+        return value
+
+
+class BlindSolve(_Frozen):
+    """정답을 모르는 상태에서 푼 결과."""
+
+    reasoning: NonEmpty = Field(description="핵심 근거 1~3문장")
+    answer: Letter = Field(description="가장 알맞은 선택지의 알파벳")
+
+
+class OptionReview(_Frozen):
+    letter: Letter
+    review: NonEmpty = Field(description="이 선택지가 옳은지/틀린지와 그 이유")
+
+
+class SolutionDraft(_Frozen):
+    """단계별 해설. finmcq가 이 구조를 정해진 형식의 해설 글로 조립한다."""
+
+    analysis: NonEmpty = Field(description="문제 분석: 무엇을 묻는지, 핵심 개념")
+    option_reviews: list[OptionReview] = Field(
+        min_length=7, max_length=7, description="A부터 G까지 각 선택지 검토, 순서대로"
+    )
+    derivation: NonEmpty = Field(description="정답 도출 과정")
+    theory: NonEmpty = Field(description="관련 금융 이론 및 실무 연계")
+    final_answer: Letter = Field(description="최종 정답 알파벳")
+
+    @field_validator("option_reviews")
+    @classmethod
+    def _reviews_in_order(cls, value: list[OptionReview]) -> list[OptionReview]:
+        if [r.letter for r in value] != list(LETTERS):
+            raise ValueError("option_reviews must cover A..G once each, in order")
+        return value

@@ -1,0 +1,132 @@
+"""What every stage shares: its prompt file, its reply schema, its counters.
+
+A stage says *what* to ask (``payload``: the item as JSON for the prompt's ``<입력>`` block) and
+*what to keep* (``keep``: deterministic checks on the validated reply). The engine does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from finmcq.engine.client import LLMCallFailed, LLMEngine, LLMRequest
+
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A versioned Korean prompt: a static system part and a user part with ``{input}``."""
+
+    name: str
+    version: str
+    schema: str
+    system: str
+    user: str
+
+    def messages(self, payload: dict[str, Any]) -> tuple[dict[str, str], ...]:
+        # Static instructions and few-shot examples first, the item last: this order lets
+        # providers' automatic prompt caching reuse the shared prefix across items.
+        block = "<입력>\n" + json.dumps(payload, ensure_ascii=False, indent=1) + "\n</입력>"
+        return (
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.user.replace("{input}", block)},
+        )
+
+
+_HEADER = re.compile(r"^---\n(?P<meta>.*?)\n---\n", re.S)
+
+
+@cache
+def load_prompt(name: str) -> PromptTemplate:
+    """Read ``prompts/{name}.md``: a front-matter header, then ``=== system ===`` / ``=== user ===``."""
+    text = resources.files("finmcq.prompts").joinpath(f"{name}.md").read_text("utf-8")
+    match = _HEADER.match(text)
+    if not match:
+        raise ValueError(f"prompt {name}.md has no front matter")
+    meta = dict(
+        line.split(":", 1) for line in match.group("meta").splitlines() if ":" in line
+    )
+    body = text[match.end():]
+    system, _, user = body.partition("=== user ===")
+    system = system.replace("=== system ===", "", 1).strip()
+    return PromptTemplate(
+        name=name,
+        version=meta.get("version", "").strip(),
+        schema=meta.get("schema", "").strip(),
+        system=system,
+        user=user.strip(),
+    )
+
+
+@dataclass
+class StageStats:
+    """In, out and drop reasons for one stage: in − dropped = out."""
+
+    name: str
+    seen: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)
+
+    def keep(self) -> None:
+        self.seen += 1
+        self.kept += 1
+
+    def drop(self, reason: str) -> None:
+        self.seen += 1
+        self.dropped[reason] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "in": self.seen,
+            "out": self.kept,
+            "dropped": sum(self.dropped.values()),
+            "drop_reasons": dict(sorted(self.dropped.items())),
+            "retried": dict(sorted(self.retried.items())),
+        }
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A stage's verdict that an item does not go on, with the reason counted in the stats."""
+
+    reason: str
+    detail: str = ""
+
+
+class LLMStage(Generic[Reply]):
+    """Base for stages that ask the LLM one question per item."""
+
+    name: ClassVar[str]
+    prompt_name: ClassVar[str]
+    reply_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, engine: LLMEngine, stats: StageStats | None = None) -> None:
+        self.engine = engine
+        self.prompt = load_prompt(self.prompt_name)
+        self.stats = stats or StageStats(self.name)
+
+    async def ask(self, payload: dict[str, Any], item_id: str, *,
+                  seed: int | None = None) -> Reply | Dropped:
+        """One validated reply for ``payload``, or ``Dropped('llm_failed')``."""
+        request: LLMRequest[Any] = LLMRequest(
+            stage=self.name,
+            messages=self.prompt.messages(payload),
+            schema=self.reply_model,
+            item_id=item_id,
+            seed=seed,
+        )
+        try:
+            result = await self.engine.call(request)
+        except LLMCallFailed as exc:
+            return Dropped(f"llm_failed:{exc.cause}", str(exc))
+        reply: Reply = result.value  # type: ignore[assignment]
+        return reply

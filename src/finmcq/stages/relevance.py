@@ -1,0 +1,51 @@
+"""Relevance: does this source question belong in a financial-market dataset?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finmcq.records import RelevanceJudgment, SourceQuestion, Topic
+from finmcq.stages.base import Dropped, LLMStage
+
+
+@dataclass(frozen=True)
+class Judged:
+    source: SourceQuestion
+    judgment: RelevanceJudgment
+
+
+class RelevanceStage(LLMStage[RelevanceJudgment]):
+    name = "relevance"
+    prompt_name = "relevance"
+    reply_model = RelevanceJudgment
+
+    def __init__(self, *args: object, min_score: int = 3, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.min_score = min_score
+
+    @staticmethod
+    def payload(source: SourceQuestion) -> dict[str, object]:
+        return {
+            "task": "relevance",
+            "subject": source.provenance.subject,
+            "question": source.question,
+            "options": dict(zip("ABCD", source.options, strict=True)),
+        }
+
+    async def run(self, source: SourceQuestion) -> Judged | Dropped:
+        reply = await self.ask(self.payload(source), source.uid)
+        verdict = reply if isinstance(reply, Dropped) else self.keep(source, reply)
+        if isinstance(verdict, Dropped):
+            self.stats.drop(verdict.reason)
+        else:
+            self.stats.keep()
+        return verdict
+
+    def keep(self, source: SourceQuestion, judgment: RelevanceJudgment) -> Judged | Dropped:
+        if not judgment.relevant:
+            return Dropped("not_relevant", judgment.reason)
+        if judgment.topic is Topic.OTHER:
+            return Dropped("topic_other", judgment.reason)
+        if judgment.score < self.min_score:
+            return Dropped("score_below_threshold", f"{judgment.score} < {self.min_score}")
+        return Judged(source, judgment)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the fake LLM over real HTTP on 127.0.0.1, and run directories."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from finmcq.fake.server import FakeConfig, FakeLLMServer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_KMMLU = REPO.parent / "shared" / "kmmlu"
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """A fresh fake LLM at 0 ms latency."""
+    with FakeLLMServer(FakeConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def make_fake() -> Iterator[object]:
+    """Factory for fake LLMs with custom settings; all are closed after the test."""
+    servers: list[FakeLLMServer] = []
+
+    def factory(**kwargs: object) -> FakeLLMServer:
+        server = FakeLLMServer(FakeConfig(**kwargs))  # type: ignore[arg-type]
+        server.__enter__()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see a developer's real key, and never need one."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for running finmcq in a child process from the source tree."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable
