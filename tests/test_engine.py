@@ -71,7 +71,7 @@ def test_concurrency_limit_is_respected_and_kept_full(tmp_path: Path, make_fake:
 
 def test_retries_recover_from_429_and_500(tmp_path: Path, make_fake: Any) -> None:
     fake = make_fake(rate_429=0.25, rate_500=0.25, retry_after_s=0)
-    engine, store = make_engine(tmp_path, fake.base_url, concurrency=50)
+    engine, store = make_engine(tmp_path, fake.base_url, concurrency=50, max_attempts=20)
     results = asyncio.run(run_all(engine, [verify_request(i) for i in range(200)]))
     assert all(isinstance(r.value, BlindSolve) for r in results)
     retries = engine.meter.stage("verify").retries

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -86,6 +87,7 @@ _OTHER_SOURCES = (
 # A CSV row is a list indexed by column position; JSONL and datasets rows are dicts by name.
 _Row = Sequence[object] | Mapping[str, object]
 _Key = int | str
+_Split = tuple[list[str], list[dict[str, object]]]  # columns and rows of one split
 _LETTER_OF: dict[int, SourceLetter] = {1: "A", 2: "B", 3: "C", 4: "D"}
 
 
@@ -129,8 +131,9 @@ def load_source(
 
     Rows are returned in source order (subjects, then splits, then rows, as requested).
     Repeated questions (same question and options, in any order) are dropped after the first
-    and counted in a logged warning; ``deduplicate=False`` keeps them. ``cache_dir`` is handed
-    to ``datasets`` (hub and folder sources only).
+    and counted in a logged warning; ``deduplicate=False`` keeps them. ``cache_dir`` is the
+    ``datasets`` cache for hub downloads (default: the Hugging Face default); local folders
+    are always read afresh.
 
     Raises ``InputError`` for anything wrong with the input, before returning anything.
     """
@@ -189,7 +192,7 @@ def _read_tables(
     except OSError as exc:  # e.g. a name too long for the file system
         raise InputError(f"cannot access {path}: {exc}", fix="Check the path") from exc
     if is_dir:
-        return _folder_tables(path, subjects, splits, cache_dir)
+        return _folder_tables(path, subjects, splits)
     if is_file:
         return [_file_table(path, subjects, splits)]
     if exists:
@@ -360,7 +363,9 @@ def _parse_csv(text: str, where: str) -> tuple[list[str] | None, list[list[str]]
     try:
         for record in reader:
             start, previous_end = previous_end + 1, reader.line_num
-            if not any(field.strip() for field in record):  # blank or all-empty line
+            if len(record) <= 1 and not "".join(record).strip():
+                # A blank line, as pandas skips it too (row indices must agree with datasets);
+                # a line of empty fields ",,,," is a row, reported as an empty question.
                 continue
             if header is None:
                 header = record
@@ -471,10 +476,11 @@ def _hub_tables(
                 _check_names(
                     (split,), tuple(splits_of), "split", where=f"{hub_id}, subject {subject}"
                 )
-            dataset = splits_of[split]
             where = f"{hub_id}, subject {subject}, split {split}"
             tables.append(
-                _datasets_table(dataset, hub_id, subject, split, license, where, locate=_hub_row)
+                _datasets_table(
+                    splits_of[split], hub_id, subject, split, license, where, locate=_hub_row
+                )
             )
     return tables
 
@@ -505,10 +511,7 @@ def _hub_unreachable(hub_id: str, endpoint: str, is_kmmlu: bool) -> InputError:
 
 
 def _folder_tables(
-    folder: Path,
-    subjects: tuple[str, ...] | None,
-    splits: tuple[str, ...] | None,
-    cache_dir: str | Path | None,
+    folder: Path, subjects: tuple[str, ...] | None, splits: tuple[str, ...] | None
 ) -> list[_Table]:
     configs, license = _read_card(folder)
     present = {
@@ -538,11 +541,10 @@ def _folder_tables(
         files = {split: _data_files(folder, configs[subject][split]) for split in wanted}
         for paths in files.values():
             for path in paths:
-                if path.suffix.lower() in _TEXT_SUFFIXES:
-                    _read_text(path)  # encoding and emptiness, with a line number, before pandas
+                _precheck_data_file(path)
         csv_only = all(p.suffix.lower() == ".csv" for paths in files.values() for p in paths)
         splits_of = _load_with_datasets(
-            str(folder), subject, hub=False, cache_dir=cache_dir, csv_options=csv_only
+            str(folder), subject, hub=False, cache_dir=None, csv_options=csv_only
         )
         for split in wanted:
             paths = files[split]
@@ -554,6 +556,28 @@ def _folder_tables(
                 )
             )
     return tables
+
+
+def _precheck_data_file(path: Path) -> None:
+    """Catch a bad file before pandas does: its errors name neither the file nor the fix."""
+    suffix = path.suffix.lower()
+    if suffix not in _TEXT_SUFFIXES:
+        return  # parquet, arrow ...: left to datasets
+    text = _read_text(path)  # encoding and emptiness, with the line of the first bad byte
+    if suffix != ".csv":
+        return
+    where = str(path)
+    header, rows, _ = _parse_csv(text, where)  # quoting and field counts, with line numbers
+    resolved = _resolve_columns(header or [], where)
+    if isinstance(resolved, str):
+        # datasets would only say that the splits' columns differ, without naming the file
+        raise _missing_column(resolved, header or [], where)
+    if not rows:
+        raise InputError(
+            "the file has a header but no question rows",
+            where=where,
+            fix="Add at least one question row",
+        )
 
 
 def _read_card(folder: Path) -> tuple[dict[str, dict[str, list[str]]], str]:
@@ -664,12 +688,32 @@ def _quiet_progress() -> Iterator[None]:
 
 def _load_with_datasets(
     path: str, subject: str, *, hub: bool, cache_dir: str | Path | None, csv_options: bool
-) -> Mapping[str, Any]:
-    """``datasets.load_dataset(path, subject)`` with its failures turned into InputError."""
+) -> dict[str, _Split]:
+    """Split -> (columns, rows) of ``datasets.load_dataset(path, subject)``.
+
+    Every failure becomes an InputError.
+    """
+    with contextlib.ExitStack() as stack:
+        if hub:
+            cache = str(cache_dir) if cache_dir is not None else None
+        else:
+            # datasets keys a local folder's cache on the folder's *name* and the config only
+            # (seen with datasets 5.2): an edited file, or another folder of the same name,
+            # would be served stale from the cache. A throwaway cache makes every load read
+            # the files themselves; they are small.
+            cache = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="finmcq-datasets-", ignore_cleanup_errors=True)
+            )
+        return _load_rows(path, subject, hub=hub, cache_dir=cache, csv_options=csv_options)
+
+
+def _load_rows(
+    path: str, subject: str, *, hub: bool, cache_dir: str | None, csv_options: bool
+) -> dict[str, _Split]:
     datasets = _datasets()
     kwargs: dict[str, Any] = {}
     if cache_dir is not None:
-        kwargs["cache_dir"] = str(cache_dir)
+        kwargs["cache_dir"] = cache_dir
     if csv_options:
         # Read every cell as the text in the file: otherwise pandas turns an all-numeric option
         # column into numbers ("0.50" -> 0.5) and the words "NA"/"null" into missing values.
@@ -679,6 +723,10 @@ def _load_with_datasets(
     try:
         with _quiet_progress():
             loaded = datasets.load_dataset(path, subject, **kwargs)
+            return {
+                str(split): ([str(c) for c in data.column_names], data.to_list())
+                for split, data in loaded.items()
+            }
     except InputError:
         raise
     except ConnectionError as exc:  # includes huggingface_hub's OfflineModeIsEnabled
@@ -703,6 +751,12 @@ def _load_with_datasets(
             f"dataset {path} was not found on the Hugging Face hub",
             fix=f"Check the hub id, or {_OTHER_SOURCES}",
         ) from exc
+    except FileNotFoundError as exc:
+        if hub and "LocalEntryNotFoundError" in str(exc):  # the hub did not answer usefully
+            raise _hub_unreachable(
+                path, str(datasets.config.HF_ENDPOINT), path == KMMLU_HUB_ID
+            ) from exc
+        raise InputError(f"cannot load {where}: {exc}", fix=_check_fix(hub)) from exc
     except datasets.exceptions.DatasetGenerationError as exc:
         cause = exc.__cause__ or exc
         raise InputError(
@@ -713,7 +767,6 @@ def _load_with_datasets(
         raise InputError(
             f"cannot load {where}: {type(exc).__name__}: {exc}", fix=_check_fix(hub)
         ) from exc
-    return dict(loaded)
 
 
 def _check_fix(hub: bool) -> str:
@@ -723,7 +776,7 @@ def _check_fix(hub: bool) -> str:
 
 
 def _datasets_table(
-    dataset: Any,
+    data: _Split,
     name: str,
     subject: str,
     split: str,
@@ -732,8 +785,7 @@ def _datasets_table(
     *,
     locate: Callable[[int], str],
 ) -> _Table:
-    header = [str(column) for column in dataset.column_names]
-    rows: list[dict[str, object]] = dataset.to_list()
+    header, rows = data
     if not rows:
         raise InputError("the split has no question rows", where=where, fix="Check the data file")
     return _Table(

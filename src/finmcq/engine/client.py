@@ -421,7 +421,8 @@ class LLMEngine:
             self._check_breaker()
             retry_after = _retry_after_s(exc) if status == 429 or status == 503 else None
             if retry_after is not None:
-                return min(retry_after, self.config.backoff_max_s * 5) + random.uniform(0, 0.1)
+                # The server knows best; only an absurd value is capped.
+                return min(retry_after, 600.0) + random.uniform(0, 0.1)
             return self._backoff(attempt)
         # Any other 4xx is a bug in the request: retrying sends the same bytes again.
         self._fail_fatal(

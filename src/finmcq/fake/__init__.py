@@ -1,0 +1,21 @@
+"""A fake OpenAI-compatible LLM server that speaks finmcq's stage contract.
+
+Every LLM stage of finmcq is tested against it over real HTTP. See :mod:`finmcq.fake.server` for
+the endpoints and :mod:`finmcq.fake.replies` for how replies (and the verify agreement) work.
+"""
+
+from finmcq.fake.config import DEFAULT_MODELS, FakeConfig, add_fake_arguments, config_from_args
+from finmcq.fake.replies import option_code, stem_figures
+from finmcq.fake.server import FakeLLMServer, create_app, serve
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "FakeConfig",
+    "FakeLLMServer",
+    "add_fake_arguments",
+    "config_from_args",
+    "create_app",
+    "option_code",
+    "serve",
+    "stem_figures",
+]

@@ -1,0 +1,88 @@
+"""Settings of the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+DEFAULT_MODELS: tuple[str, ...] = ("fake-finance-1", "gpt-4o-mini", "gpt-4o")
+
+
+@dataclass
+class FakeConfig:
+    """How the fake behaves. Every fault is drawn per request, deterministically (see server)."""
+
+    latency_ms: float = 0.0  # added to every chat completion, errors included
+    seed: int = 0  # mixed into every reply and fault draw
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    api_key: str | None = None  # when set, "Authorization: Bearer <key>" is required
+    # Fault injection: probabilities per chat-completion attempt; they must sum to <= 1.
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_malformed: float = 0.0  # 200 whose content is truncated, invalid JSON
+    rate_length: float = 0.0  # 200 with finish_reason "length" and truncated content
+    rate_hang: float = 0.0  # sleeps hang_seconds before answering
+    retry_after_s: float = 1.0  # Retry-After on 429 (also sent as retry-after-ms)
+    hang_seconds: float = 3600.0
+    reject_json_schema: bool = False  # 400 for response_format json_schema; json_object works
+    ignore_response_format: bool = False  # answer in prose instead of JSON
+    honor_max_tokens: bool = True  # cut replies longer than max_tokens, finish_reason "length"
+
+    def __post_init__(self) -> None:
+        rates = self.fault_rates()
+        for name, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"rate_{name} must be within [0, 1], got {rate}")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError(f"fault rates sum to {sum(rates.values()):.3f} > 1")
+        if self.latency_ms < 0 or self.retry_after_s < 0 or self.hang_seconds < 0:
+            raise ValueError("latency_ms, retry_after_s and hang_seconds must be >= 0")
+        self.models = list(self.models)
+
+    def fault_rates(self) -> dict[str, float]:
+        """Fault kind -> probability, in the order the draw checks them."""
+        return {
+            "429": self.rate_429,
+            "500": self.rate_500,
+            "malformed": self.rate_malformed,
+            "length": self.rate_length,
+            "hang": self.rate_hang,
+        }
+
+
+def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one option per :class:`FakeConfig` field (plus --host/--port) to ``parser``.
+
+    Shared by ``python -m finmcq.fake`` and the ``finmcq fake-llm`` command.
+    """
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL")
+    parser.add_argument("--api-key", default=None, help="require this bearer token")
+    for kind in ("429", "500", "malformed", "length", "hang"):
+        parser.add_argument(f"--rate-{kind}", type=float, default=0.0, metavar="P",
+                            help=f"probability of a {kind} fault per request")
+    parser.add_argument("--retry-after-s", type=float, default=1.0)
+    parser.add_argument("--hang-seconds", type=float, default=3600.0)
+    parser.add_argument("--reject-json-schema", action="store_true")
+    parser.add_argument("--ignore-response-format", action="store_true")
+    parser.add_argument("--no-honor-max-tokens", dest="honor_max_tokens", action="store_false")
+
+
+def config_from_args(args: argparse.Namespace) -> FakeConfig:
+    """Build a :class:`FakeConfig` from options added by :func:`add_fake_arguments`."""
+    known = {f.name for f in fields(FakeConfig)}
+    return FakeConfig(**{k: v for k, v in vars(args).items() if k in known})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``python -m finmcq.fake`` arguments."""
+    parser = argparse.ArgumentParser(
+        prog="python -m finmcq.fake",
+        description="Run finmcq's fake OpenAI-compatible LLM server.",
+    )
+    add_fake_arguments(parser)
+    return parser.parse_args(argv)
