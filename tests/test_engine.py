@@ -205,7 +205,7 @@ def test_audit_log_rows_hold_request_reply_tokens_and_stage(tmp_path: Path,
                        "completion_tokens, cost_usd, latency_s, created_at FROM responses")[0]
     stage, item_id, model, request_json, content, pt, ct, cost, latency, created = row
     assert (stage, item_id, model) == ("verify", "item-1", "fake-finance-1")
-    assert json.loads(request_json)["response_format"]["type"] == "json_schema"
+    assert json.loads(request_json)["response_format"] == {"type": "json_schema", "schema": "BlindSolve"}
     assert BlindSolve.model_validate_json(content)
     assert pt > 0 and ct > 0 and cost > 0 and latency >= 0 and created > 0
     store.close()

@@ -35,7 +35,11 @@ from pydantic import BaseModel, ValidationError
 
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.runlog import redact, register_secret
-from finmcq.engine.schema import response_format_json_schema, schema_instruction
+from finmcq.engine.schema import (
+    model_schema_json,
+    response_format_json_schema,
+    schema_instruction,
+)
 from finmcq.engine.store import RunStore
 from finmcq.errors import ConfigError, FinmcqError
 
@@ -183,7 +187,7 @@ def request_key(model: str, messages: tuple[Mapping[str, str], ...], schema: typ
         {
             "model": model,
             "messages": [dict(m) for m in messages],
-            "schema": schema.model_json_schema(),
+            "schema": model_schema_json(schema),
             "temperature": temperature,
             "max_tokens": max_tokens,
             "seed": seed,
@@ -319,13 +323,19 @@ class LLMEngine:
                     self.in_flight += 1
                     self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                     try:
-                        completion = await self._client.chat.completions.create(**body)
+                        # The SDK's generic post(): same transport, auth and errors as
+                        # chat.completions.create(), without its per-call walk over the
+                        # params and the reply (≈2 ms per call, measured; it capped the
+                        # throughput at 100 in flight).
+                        completion = await self._client.post(
+                            "/chat/completions", cast_to=dict, content=_encode(body),
+                            options={"headers": _JSON_HEADERS})
                     finally:
                         self.in_flight -= 1
-                choice = completion.choices[0]
-                if choice.finish_reason == "length":
+                content, finish_reason = _first_choice(completion)
+                if finish_reason == "length":
                     raise _Invalid("truncated", "finish_reason=length: the reply was cut off")
-                value = parse_reply(choice.message.content, request.schema)
+                value = parse_reply(content, request.schema)
             except _Invalid as exc:
                 self._note(True)
                 invalid += 1
@@ -352,7 +362,7 @@ class LLMEngine:
 
             latency = time.monotonic() - started
             self._note(True)
-            return self._record(request, key, model, body, choice.message.content or "", value,
+            return self._record(request, key, model, body, content or "", value,
                                 completion, latency, attempt, usage)
 
         usage.failed_calls += 1
@@ -466,16 +476,20 @@ class LLMEngine:
                              detail=f"attempt {attempt}: {detail}")
 
     def _record(self, request: LLMRequest[T], key: str, model: str, body: dict[str, Any],
-                content: str, value: T, completion: Any, latency: float, attempts: int,
+                content: str, value: T, completion: dict[str, Any], latency: float, attempts: int,
                 usage: StageUsage) -> LLMResult[T]:
-        u = completion.usage
-        prompt_tokens = int(getattr(u, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(u, "completion_tokens", 0) or 0)
-        details = getattr(u, "prompt_tokens_details", None)
-        cached_tokens = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+        u = completion.get("usage") or {}
+        prompt_tokens = int(u.get("prompt_tokens") or 0)
+        completion_tokens = int(u.get("completion_tokens") or 0)
+        details = u.get("prompt_tokens_details") or {}
+        cached_tokens = int(details.get("cached_tokens") or 0)
         cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)
+        audit = dict(body)
+        if "response_format" in audit:  # the schema is the reply model's: keep its name only
+            audit["response_format"] = {"type": audit["response_format"]["type"],
+                                        "schema": request.schema.__name__}
         self.store.put_response(
-            key=key, stage=request.stage, item_id=request.item_id, model=model, request=body,
+            key=key, stage=request.stage, item_id=request.item_id, model=model, request=audit,
             content=content, parsed_json=value.model_dump_json(), prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, cached_tokens=cached_tokens, cost_usd=cost,
             latency_s=latency, attempts=attempts,
@@ -488,6 +502,27 @@ class LLMEngine:
         usage.latency_s += latency
         return LLMResult(value=value, key=key, cached=False, prompt_tokens=prompt_tokens,
                          completion_tokens=completion_tokens, cost_usd=cost)
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    # Encoded once here: handing the SDK bytes spares it a deep copy of the body (schema
+    # included) on every request.
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def _first_choice(completion: Any) -> tuple[str | None, str | None]:
+    """Content and finish_reason of the first choice of a raw Chat Completions reply."""
+    try:
+        choice = completion["choices"][0]
+        message = choice.get("message") or {}
+        if message.get("refusal"):
+            raise _Invalid("refusal", f"the model refused: {message['refusal']}")
+        return message.get("content"), choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise _Invalid("malformed_reply", "the reply has no choices[0].message") from None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
