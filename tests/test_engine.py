@@ -122,7 +122,7 @@ def test_wrong_key_stops_at_once_with_a_clear_message(tmp_path: Path, make_fake:
 
 def test_unknown_model_stops_and_names_it(tmp_path: Path, fake_llm: Any) -> None:
     engine, store = make_engine(tmp_path, fake_llm.base_url, model="no-such-model")
-    with pytest.raises(LLMFatalError, match="404.*no-such-model"):
+    with pytest.raises(LLMFatalError, match=r"404.*no-such-model"):
         asyncio.run(run_all(engine, [verify_request(0)]))
     store.close()
 
@@ -205,7 +205,8 @@ def test_audit_log_rows_hold_request_reply_tokens_and_stage(tmp_path: Path,
                        "completion_tokens, cost_usd, latency_s, created_at FROM responses")[0]
     stage, item_id, model, request_json, content, pt, ct, cost, latency, created = row
     assert (stage, item_id, model) == ("verify", "item-1", "fake-finance-1")
-    assert json.loads(request_json)["response_format"] == {"type": "json_schema", "schema": "BlindSolve"}
+    audit = json.loads(request_json)
+    assert audit["response_format"] == {"type": "json_schema", "schema": "BlindSolve"}
     assert BlindSolve.model_validate_json(content)
     assert pt > 0 and ct > 0 and cost > 0 and latency >= 0 and created > 0
     store.close()
@@ -220,7 +221,7 @@ def test_second_process_on_same_run_dir_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_key_for_a_hosted_api_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set.*finmcq demo"):
+    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY is not set.*finmcq demo"):
         EngineConfig(base_url="https://api.openai.com/v1").resolve_api_key()
     assert EngineConfig(base_url="http://127.0.0.1:9/v1").resolve_api_key()
 

@@ -35,7 +35,10 @@ def settings_for(base_url: str, out: Path, **kw: Any) -> BuildSettings:
     return BuildSettings(**values)
 
 
-def load_outputs(run_dir: Path) -> tuple[list[dict[str, str]], list[dict[str, Any]], dict[str, Any]]:
+Outputs = tuple[list[dict[str, str]], list[dict[str, Any]], dict[str, Any]]
+
+
+def load_outputs(run_dir: Path) -> Outputs:
     data = json.loads(max(run_dir.glob("final_training_data_*.json")).read_text("utf-8"))
     items = [json.loads(line) for line in
              max(run_dir.glob("items_*.jsonl")).read_text("utf-8").splitlines()]
@@ -101,7 +104,8 @@ def test_topics_meet_their_quotas_and_sources_keep_provenance(full_build: Any) -
     assert rewritten, "relevant sample questions must be rewritten, not only generated"
     for item in rewritten:
         prov = item["provenance"]
-        assert {"dataset", "subject", "split", "row_index", "original_answer", "license"} <= set(prov)
+        fields = {"dataset", "subject", "split", "row_index", "original_answer", "license"}
+        assert fields <= set(prov)
 
 
 def test_stats_add_up_per_stage(full_build: Any) -> None:

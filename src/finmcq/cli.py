@@ -6,6 +6,7 @@ Nothing in the package imports this module.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +70,8 @@ def build(
     source: SourceOpt = None,
     subjects: SubjectsOpt = None,
     splits: SplitsOpt = None,
-    questions: Annotated[int | None, typer.Option(help="Questions to deliver (pairs = 2×).")] = None,
+    questions: Annotated[int | None, typer.Option(
+        help="Questions to deliver (pairs = 2×).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
     base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, Azure...).")] = None,
@@ -145,10 +147,8 @@ def fake_llm(
     """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
     from finmcq.fake.server import FakeConfig, serve
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(FakeConfig(latency_ms=latency_ms, seed=seed), port=port)
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:  # pragma: no cover - entry point

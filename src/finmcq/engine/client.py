@@ -217,14 +217,16 @@ def parse_reply(content: str | None, schema: type[T]) -> T:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Invalid("invalid_json", f"reply is not valid JSON ({exc.msg} at {exc.pos})") from None
+        raise _Invalid("invalid_json",
+                       f"reply is not valid JSON ({exc.msg} at {exc.pos})") from None
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise _Invalid(
-            "schema_violation", f"{exc.error_count()} schema error(s), first at {where}: {first['msg']}"
+            "schema_violation",
+            f"{exc.error_count()} schema error(s), first at {where}: {first['msg']}",
         ) from None
 
 
@@ -375,12 +377,13 @@ class LLMEngine:
     def _body(self, request: LLMRequest[Any], model: str, temperature: float, max_tokens: int,
               mode: StructuredMode) -> dict[str, Any]:
         messages = [dict(m) for m in request.messages]
+        schema: type[BaseModel] = request.schema
         if mode == "json_schema":
-            response_format: dict[str, Any] | None = response_format_json_schema(request.schema)
+            response_format: dict[str, Any] | None = response_format_json_schema(schema)
         else:
             # Fallback: the schema travels in the system prompt instead.
             response_format = {"type": "json_object"} if mode == "json_object" else None
-            instruction = schema_instruction(request.schema)
+            instruction = schema_instruction(schema)
             if messages and messages[0].get("role") == "system":
                 messages[0]["content"] = messages[0]["content"] + instruction
             else:

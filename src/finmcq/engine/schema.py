@@ -44,7 +44,11 @@ def response_format_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The ``response_format`` value for ``model`` (shared: callers must not mutate it)."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": model.__name__, "strict": True, "schema": strict_json_schema(model)},
+        "json_schema": {
+            "name": model.__name__,
+            "strict": True,
+            "schema": strict_json_schema(model),
+        },
     }
 
 

@@ -11,6 +11,7 @@ A lock file makes a second process on the same run directory fail fast instead o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -151,10 +152,8 @@ class RunStore:
     def close(self) -> None:
         db = getattr(self, "_db", None)
         if db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 db.close()
-            except sqlite3.Error:
-                pass
             self._db = None  # type: ignore[assignment]
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -283,7 +282,8 @@ class RunStore:
         )
 
     def event_counts(self) -> dict[str, int]:
-        return dict(self._query("SELECT kind, COUNT(*) FROM events GROUP BY kind"))  # type: ignore[arg-type]
+        rows = self._query("SELECT kind, COUNT(*) FROM events GROUP BY kind")
+        return {str(kind): int(n) for kind, n in rows}
 
     # -- pipeline outcomes -----------------------------------------------------------------
 
