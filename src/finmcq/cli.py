@@ -84,6 +84,13 @@ def build(
     max_attempts: Annotated[int | None, typer.Option(
         help="Attempts (rewrite/generate) per question before giving up.")] = None,
     prices: Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before a request is retried.")
+                       ] = None,
+    max_retries: Annotated[int | None, typer.Option(
+        help="Tries per request on 429/5xx/timeouts.")] = None,
+    instruction: Annotated[str | None, typer.Option(
+        help="First line of every prompt (default: 다음 문제를 읽고 정답으로 가장 알맞은 것을 "
+        "고르시요.).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
                                                 "flags win.")] = None,
     progress: Annotated[bool | None, typer.Option(
@@ -98,6 +105,7 @@ def build(
             config, source=source, subjects=subjects, splits=splits, questions=questions,
             model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
             seed=seed, out=out, max_attempts_per_question=max_attempts, prices=prices,
+            timeout_s=timeout, max_retries=max_retries, instruction=instruction,
         )
         result = run_build(settings, progress=progress)
         _report(result)
@@ -132,8 +140,9 @@ def demo(
             result = run_build(settings)
         _report(result)
         typer.secho("note: this content comes from finmcq's built-in FAKE LLM; it shows the "
-                    "pipeline and the format, not real questions. Point `finmcq build` at a "
-                    "real model for real data.", fg="yellow")
+                    "pipeline and the format, not real questions, and no money was spent (the "
+                    "fake is priced like gpt-4o-mini to show the cost display). Point `finmcq "
+                    "build` at a real model for real data.", fg="yellow")
 
     _run_or_exit(action)
 
