@@ -114,10 +114,13 @@ def build(
 
 
 def _report(result: Any) -> None:
+    from finmcq.report import write_report
+
     typer.echo(f"{result.pairs} training pairs written (total cost so far ${result.cost_usd:.4f}):")
     for label, path in (("training data", result.training_data), ("items", result.items),
                         ("stats", result.stats), ("log", result.log)):
         typer.echo(f"  {label:<13} {path}")
+    typer.echo(f"  {'report':<13} {write_report(result.run_dir)}")
 
 
 @app.command()
@@ -143,6 +146,49 @@ def demo(
                     "pipeline and the format, not real questions, and no money was spent (the "
                     "fake is priced like gpt-4o-mini to show the cost display). Point `finmcq "
                     "build` at a real model for real data.", fg="yellow")
+
+    _run_or_exit(action)
+
+
+RunDirArg = Annotated[Path, typer.Argument(
+    help="Run directory: the --out of a finished `finmcq build` or `finmcq demo`.")]
+
+
+@app.command()
+def report(run_dir: RunDirArg) -> None:
+    """Write report_{timestamp}.html for a finished run: funnel, coverage, cost, samples."""
+
+    def action() -> None:
+        from finmcq.report import write_report
+
+        typer.echo(f"report written: {write_report(run_dir)}")
+
+    _run_or_exit(action)
+
+
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    out: Annotated[Path, typer.Option(help="Folder for the export and its README.md card.")],
+    format: Annotated[str, typer.Option(
+        "--format", help="hf (DatasetDict on disk), jsonl, parquet or chat (messages).")] = "hf",
+    items: Annotated[bool, typer.Option(
+        help="Also export the full items (everything about each question).")] = False,
+    push_to_hub: Annotated[str | None, typer.Option(
+        help="With --format hf: upload to this Hub dataset repo (OWNER/NAME) in one commit.",
+        metavar="REPO")] = None,
+) -> None:
+    """Export a finished run's pairs (and items) for training, with a dataset card."""
+
+    def action() -> None:
+        from finmcq.export import export_run
+
+        written = export_run(run_dir, format, out, include_items=items, push_to_hub=push_to_hub)
+        typer.echo(f"exported {format} to {out}:")
+        for path in written:
+            typer.echo(f"  {path}")
+        if push_to_hub:
+            typer.echo(f"pushed to the Hub dataset repo {push_to_hub}")
 
     _run_or_exit(action)
 

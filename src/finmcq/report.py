@@ -1,0 +1,599 @@
+"""The run report: one self-contained HTML file with charts, samples and the run's settings.
+
+``write_report(run_dir)`` reads a finished run (see :mod:`finmcq.rundir`) and writes
+``report_{timestamp}.html`` beside its other outputs. Charts are plotly figures; plotly.js is
+embedded once, inline, so the file opens with no network (about 5 MB, almost all of it
+plotly.js). Every number comes from the run's stats file, its items file or its SQLite store;
+nothing is recomputed from LLM traffic that the stats already summarise.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from finmcq import __version__
+from finmcq.card import contamination_text, licence_text
+from finmcq.output import atomic_writer
+from finmcq.records import LETTERS
+from finmcq.rundir import DroppedItem, Run, load_run
+
+SAMPLE_DELIVERED = 20
+SAMPLE_DROPPED = 10
+SOLUTION_EXCERPT = 420
+
+# The div id of every chart, in page order; tests and readers look charts up by these.
+CHART_IDS: dict[str, str] = {
+    "funnel": "chart-funnel",
+    "topics": "chart-topics",
+    "difficulty": "chart-difficulty",
+    "letters": "chart-letters",
+    "key_length": "chart-key-length",
+    "lengths": "chart-lengths",
+    "cost": "chart-cost",
+}
+
+LLM_STAGES: tuple[str, ...] = ("relevance", "rewrite", "generate", "verify", "solve")
+FONT = ("'Noto Sans CJK KR', 'Noto Sans KR', 'Apple SD Gothic Neo', 'Malgun Gothic', "
+        "system-ui, sans-serif")
+KEPT_COLOR = "#2f6fb3"
+DROP_COLORS = ("#d9534f", "#f0ad4e", "#8e5ea2", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f",
+               "#ff7f0e", "#8c564b", "#9467bd")
+ORIGIN_COLORS = {"rewrite": "#2f6fb3", "generate": "#7fb3e6"}
+ESTIMATE_COLOR = "#b0b0b0"
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report_{timestamp}.html`` for the newest finished build in ``run_dir``.
+
+    Raises ``InputError`` when ``run_dir`` is not a finished run. Returns the report's path.
+    """
+    run = load_run(run_dir)
+    path = run.run_dir / f"report_{run.timestamp}.html"
+    text = render_report(run)
+    with atomic_writer(path) as handle:
+        handle.write(text)
+    return path
+
+
+def render_report(run: Run) -> str:
+    """The report of ``run`` as one HTML document."""
+    from plotly.offline import get_plotlyjs  # heavy: only when a report is made
+
+    stats, items = run.stats, run.items
+    figures = {
+        "funnel": funnel_figure(stats),
+        "topics": topics_figure(stats, items),
+        "difficulty": difficulty_figure(stats),
+        "letters": letters_figure(stats),
+        "key_length": key_length_figure(items),
+        "lengths": lengths_figure(items),
+        "cost": cost_figure(stats),
+    }
+    charts = {name: _figure_html(fig, CHART_IDS[name]) for name, fig in figures.items()}
+    body = "\n".join([
+        _header(run),
+        _section("Funnel", "From source questions to delivered items, with every drop reason.",
+                 charts["funnel"] + _stage_table(stats)),
+        _section("Coverage", "Topics against their quotas, difficulty, answer letters, and "
+                 "whether the key gives itself away by being the longest option.",
+                 _grid([charts["topics"], charts["difficulty"], charts["letters"],
+                        charts["key_length"]])),
+        _section("Lengths and cost", "Characters per question, option and solution; tokens and "
+                 "USD per stage, estimate against actual.",
+                 charts["lengths"] + charts["cost"] + _cost_table(stats)),
+        _section(f"{SAMPLE_DELIVERED} delivered items",
+                 "A seeded sample; the key is highlighted.", _delivered_table(items,
+                                                                             stats)),
+        _section(f"{SAMPLE_DROPPED} dropped items", "One per drop reason in turn, with the "
+                 "reason each was dropped.", _dropped_table(run.dropped())),
+        _section("Run", "Settings, models, seed, sources and licence.", _run_details(run)),
+    ])
+    title = f"finmcq report — {run.run_dir.name} ({run.timestamp})"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"ko\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n"
+        # plotly.js once, inline and before every chart: the file needs no network.
+        f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n"
+        f"</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _layout(fig: Any, title: str, height: int, *, top: int = 60, **extra: Any) -> Any:
+    """The house style; ``top`` leaves room for subplot titles under the figure's title."""
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 16}},
+        template="plotly_white", height=height, font={"family": FONT, "size": 13},
+        margin={"l": 60, "r": 20, "t": top, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "y": -0.3, "x": 0},
+        **extra,
+    )
+    return fig
+
+
+def _stage(stats: Mapping[str, Any], name: str) -> dict[str, Any]:
+    stage = stats.get("stages", {}).get(name)
+    return stage if isinstance(stage, dict) else {"in": 0, "out": 0, "drop_reasons": {}}
+
+
+def funnel_rows(stats: Mapping[str, Any]) -> list[tuple[str, int, dict[str, int]]]:
+    """(step, items kept, {drop reason: count}) for each step of the funnel, in order.
+
+    A step's width is what reached it; kept plus dropped. Placement drops (an invalid 7-option
+    item) happen just before verification and are shown there.
+    """
+    def reasons(*names: str) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for name in names:
+            for reason, n in _stage(stats, name).get("drop_reasons", {}).items():
+                merged[f"{name}: {reason}"] = int(n)
+        return merged
+
+    return [
+        ("source questions", int(stats.get("sources", 0)), {}),
+        ("relevant", int(_stage(stats, "relevance")["out"]), reasons("relevance")),
+        ("rewritten", int(_stage(stats, "rewrite")["out"]), reasons("rewrite")),
+        ("generated", int(_stage(stats, "generate")["out"]), reasons("generate")),
+        ("verified", int(_stage(stats, "verify")["out"]), reasons("placement", "verify")),
+        ("solved", int(_stage(stats, "solve")["out"]), reasons("solve")),
+        ("delivered", int(stats["questions"]["delivered"]), reasons("dedupe")),
+    ]
+
+
+def funnel_figure(stats: Mapping[str, Any]) -> Any:
+    """A stacked funnel: what each step kept, and what it dropped, by reason."""
+    import plotly.graph_objects as go
+
+    rows = funnel_rows(stats)
+    steps = [step for step, _, _ in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Funnel(
+        name="kept", y=steps, x=[kept for _, kept, _ in rows], marker={"color": KEPT_COLOR},
+        textinfo="value", textposition="inside", connector={"line": {"color": "#ddd"}},
+        hovertemplate="%{y}: %{x} kept<extra></extra>",
+    ))
+    all_reasons = sorted({r for _, _, drops in rows for r in drops})
+    for i, reason in enumerate(all_reasons):
+        counts = [drops.get(reason, 0) for _, _, drops in rows]
+        fig.add_trace(go.Funnel(
+            name=f"dropped — {reason}", y=steps, x=counts,
+            marker={"color": DROP_COLORS[i % len(DROP_COLORS)]},
+            text=[str(n) if n else "" for n in counts], textinfo="text",
+            textposition="outside", hovertemplate="%{y}: %{x} dropped (" + reason
+            + ")<extra></extra>",
+        ))
+    return _layout(fig, "Funnel: kept and dropped per step", 460 + 18 * len(all_reasons),
+                   funnelmode="stack")
+
+
+def topics_figure(stats: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> Any:
+    """Delivered items per topic (split by origin) against each topic's quota."""
+    import plotly.graph_objects as go
+
+    topics = list(stats.get("topics", {}))[::-1]  # plotly draws the first category lowest
+    by_origin = Counter((item["topic"], item.get("origin", "?")) for item in items)
+    origins = sorted({origin for _, origin in by_origin})
+    fig = go.Figure()
+    for origin in origins:
+        fig.add_trace(go.Bar(name=f"delivered ({origin})", y=topics, orientation="h",
+                             x=[by_origin[(t, origin)] for t in topics],
+                             marker={"color": ORIGIN_COLORS.get(origin, "#999")}))
+    fig.add_trace(go.Scatter(
+        name="quota", y=topics, x=[stats["topics"][t]["quota"] for t in topics], mode="markers",
+        marker={"symbol": "line-ns-open", "size": 22, "color": "#c0392b",
+                "line": {"width": 3, "color": "#c0392b"}},
+    ))
+    return _layout(fig, "Topics: delivered against quota", 420, barmode="stack",
+                   xaxis_title="items")
+
+
+def difficulty_figure(stats: Mapping[str, Any]) -> Any:
+    """Delivered difficulty mix against the mix the settings asked for."""
+    import plotly.graph_objects as go
+
+    got: dict[str, int] = dict(stats.get("difficulty", {}))
+    levels = ["easy", "medium", "hard"]
+    levels += sorted(set(got) - set(levels))  # e.g. "unknown" for items without a difficulty
+    delivered = int(stats["questions"]["delivered"])
+    mix = stats.get("settings", {}).get("difficulty_mix") or []
+    target = ([delivered * w / sum(mix) for w in mix] if len(mix) == 3 and sum(mix) > 0
+              else [])
+    fig = go.Figure(go.Bar(name="delivered", x=levels, y=[got.get(lv, 0) for lv in levels],
+                           marker={"color": KEPT_COLOR}, text=[got.get(lv, 0) for lv in levels],
+                           textposition="outside"))
+    if target:
+        fig.add_trace(go.Bar(name="asked (difficulty_mix)", x=levels[:3],
+                             y=[round(v, 1) for v in target], marker={"color": ESTIMATE_COLOR}))
+    return _layout(fig, "Difficulty mix", 420, barmode="group", yaxis_title="items")
+
+
+def letters_figure(stats: Mapping[str, Any]) -> Any:
+    """How often each letter A–G is the key, against an even split."""
+    import plotly.graph_objects as go
+
+    letters = stats.get("letters", {})
+    counts = [int(letters.get(ch, 0)) for ch in LETTERS]
+    fig = go.Figure(go.Bar(x=list(LETTERS), y=counts, text=counts, textposition="inside",
+                           marker={"color": KEPT_COLOR}, name="key"))
+    even = sum(counts) / len(LETTERS)
+    fig.add_hline(y=even, line_dash="dash", line_color="#c0392b")
+    return _layout(fig, f"Answer letters A–G (dashed: even split, {even:.1f} each)", 420,
+                   yaxis_title="items", showlegend=False,
+                   yaxis_range=[0, 1.15 * max([even, *counts]) or 1])
+
+
+def key_length_ranks(items: Iterable[Mapping[str, Any]]) -> list[int]:
+    """For each item, the key's length rank among its 7 options: 1 = no option is longer."""
+    ranks = []
+    for item in items:
+        options = item["options"]
+        key_len = len(options[item["answer"]])
+        ranks.append(1 + sum(len(text) > key_len for text in options.values()))
+    return ranks
+
+
+def key_longest_share(items: Sequence[Mapping[str, Any]]) -> float:
+    """Share of items whose key is (one of) the longest option(s): a common answer leak."""
+    ranks = key_length_ranks(items)
+    return sum(r == 1 for r in ranks) / len(ranks) if ranks else 0.0
+
+
+def key_length_figure(items: Sequence[Mapping[str, Any]]) -> Any:
+    """Where the key ranks by length; a model can learn 'pick the longest' if rank 1 dominates."""
+    import plotly.graph_objects as go
+
+    ranks = Counter(key_length_ranks(items))
+    n = max(1, len(items))
+    shares = [100 * ranks.get(r, 0) / n for r in range(1, 8)]
+    labels = ["longest", *[f"{r}th" if r > 3 else ("2nd" if r == 2 else "3rd")
+                           for r in range(2, 8)]]
+    fig = go.Figure(go.Bar(
+        x=labels, y=shares, text=[f"{s:.1f}%" for s in shares], textposition="outside",
+        marker={"color": ["#c0392b" if r == 1 else KEPT_COLOR for r in range(1, 8)]},
+    ))
+    fig.add_hline(y=100 / 7, line_dash="dash", line_color="#555")
+    share = 100 * key_longest_share(items)
+    return _layout(fig, f"Key is the longest option in {share:.1f}% of items "
+                   "(dashed: no length bias, 14.3%)", 420,
+                   xaxis_title="key's length rank among the 7 options",
+                   yaxis_title="% of items", showlegend=False)
+
+
+def lengths_figure(items: Sequence[Mapping[str, Any]]) -> Any:
+    """Histograms of question, option and solution lengths in characters."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    series = {
+        "question": [len(item["question"]) for item in items],
+        "options (each)": [len(text) for item in items for text in item["options"].values()],
+        "solution": [len(item["solution"]) for item in items],
+    }
+    fig = make_subplots(rows=1, cols=3, subplot_titles=list(series))
+    for col, (name, values) in enumerate(series.items(), start=1):
+        fig.add_trace(go.Histogram(x=values, name=name, nbinsx=30,
+                                   marker={"color": KEPT_COLOR}), row=1, col=col)
+        fig.update_xaxes(title_text="characters", row=1, col=col)
+    fig.update_yaxes(title_text="count", row=1, col=1)
+    return _layout(fig, "Length histograms", 400, showlegend=False, bargap=0.05, top=90)
+
+
+def stage_estimates(stats: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pre-run estimate per stage, when the build recorded one (else empty).
+
+    Read from ``stats["estimate"]["stages"]`` (finmcq.estimate's layout) or from per-stage
+    dicts at the top of ``stats["estimate"]``; USD may be ``usd`` or ``cost_usd``. Each entry
+    comes back with ``calls``, ``prompt_tokens``, ``completion_tokens`` and ``cost_usd`` (any of
+    them None when not estimated).
+    """
+    estimate = stats.get("estimate")
+    if not isinstance(estimate, dict):
+        return {}
+    stages = estimate.get("stages")
+    per_stage: dict[str, Any] = stages if isinstance(stages, dict) else estimate
+    return {
+        name: {"calls": v.get("calls"), "prompt_tokens": v.get("prompt_tokens"),
+               "completion_tokens": v.get("completion_tokens"),
+               "cost_usd": v.get("cost_usd", v.get("usd"))}
+        for name, v in per_stage.items() if isinstance(v, dict) and name != "total"
+    }
+
+
+def stage_usage(stats: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Actual tokens and USD per LLM stage, over every session of the run."""
+    usage = stats.get("usage_all_sessions") or stats.get("usage_this_session") or {}
+    return {k: v for k, v in usage.items() if isinstance(v, dict)}
+
+
+def _stages_with_usage(stats: Mapping[str, Any]) -> list[str]:
+    seen = set(stage_usage(stats)) | set(stage_estimates(stats))
+    return [s for s in LLM_STAGES if s in seen] + sorted(seen - set(LLM_STAGES))
+
+
+def cost_figure(stats: Mapping[str, Any]) -> Any:
+    """Tokens and USD per stage: actual, and the estimate beside it where there is one."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    stages = _stages_with_usage(stats)
+    usage, estimate = stage_usage(stats), stage_estimates(stats)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["tokens", "cost (USD)"])
+
+    def values(source: dict[str, dict[str, Any]], key: str) -> list[float | None]:
+        return [source.get(s, {}).get(key) for s in stages]
+
+    # Each estimate bar stands right of its actual one: prompt, prompt est., completion, ...
+    for key, color, est_color in (("prompt_tokens", "#2f6fb3", "#9a9a9a"),
+                                  ("completion_tokens", "#7fb3e6", "#cfcfcf")):
+        label = key.split("_")[0]
+        fig.add_trace(go.Bar(name=f"actual {label}", x=stages, y=values(usage, key),
+                             marker={"color": color}), row=1, col=1)
+        if estimate:
+            fig.add_trace(go.Bar(name=f"estimate {label}", x=stages, y=values(estimate, key),
+                                 marker={"color": est_color}), row=1, col=1)
+    fig.add_trace(go.Bar(name="actual USD", x=stages, y=values(usage, "cost_usd"),
+                         marker={"color": "#2e7d32"}), row=1, col=2)
+    if estimate:
+        fig.add_trace(go.Bar(name="estimate USD", x=stages, y=values(estimate, "cost_usd"),
+                             marker={"color": "#a5d6a7"}), row=1, col=2)
+    title = ("Tokens and cost per stage: estimate vs actual" if estimate else
+             "Tokens and cost per stage: actual (estimate: n/a, the build recorded none)")
+    return _layout(fig, title, 440, barmode="group", top=90)
+
+
+def _figure_html(fig: Any, div_id: str) -> str:
+    return str(fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
+        # No mode bar: it covers chart titles; zoom by dragging, reset by double-click.
+        config={"displaylogo": False, "responsive": True, "displayModeBar": False},
+    ))
+
+
+# --------------------------------------------------------------------------------------------
+# HTML pieces
+# --------------------------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _section(title: str, lead: str, content: str) -> str:
+    slug = title.lower().replace(" ", "-")
+    return (f"<section id=\"{_e(slug)}\">\n<h2>{_e(title)}</h2>\n<p class=\"lead\">{_e(lead)}"
+            f"</p>\n{content}\n</section>")
+
+
+def _grid(cells: Iterable[str]) -> str:
+    return "<div class=\"grid\">" + "".join(f"<div>{c}</div>" for c in cells) + "</div>"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table; cells are HTML already (escape text with ``_e`` first)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    class_attr = f" class=\"{cls}\"" if cls else ""
+    return f"<table{class_attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _money(value: Any) -> str:
+    return f"${value:,.4f}" if isinstance(value, int | float) else "n/a"
+
+
+def _count(value: Any) -> str:
+    # Estimates are expected values (35.2 calls): whole numbers read better beside actuals.
+    return f"{value:,.0f}" if isinstance(value, int | float) else "n/a"
+
+
+def _is_fake(stats: Mapping[str, Any]) -> bool:
+    return any(str(m).startswith("fake-") for m in stats.get("models", {}).values())
+
+
+def _header(run: Run) -> str:
+    stats, items = run.stats, run.items
+    q = stats["questions"]
+    relevance = _stage(stats, "relevance")
+    kpis = [
+        ("delivered", f"{q['delivered']:,} / {q['target']:,}"),
+        ("training pairs", _count(stats.get("pairs"))),
+        ("source questions", _count(stats.get("sources"))),
+        ("relevant", f"{relevance['out']:,} of {relevance['in']:,}"),
+        ("cost (all sessions)", _money(stats.get("cost_usd", {}).get("total"))),
+        ("wall time", f"{stats.get('wall_time_s', 0):,.1f} s"),
+        ("key is longest option", f"{100 * key_longest_share(items):.1f}%"),
+    ]
+    cards = "".join(f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div>"
+                    f"<div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
+    fake = ("<p class=\"note\">This run used finmcq's built-in <b>fake LLM</b>: it shows the "
+            "pipeline and the format, not real questions.</p>" if _is_fake(stats) else "")
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<header>\n<h1>finmcq run report</h1>\n"
+        f"<p class=\"meta\">{_e(run.run_dir)} · build {_e(run.timestamp)} · finmcq "
+        f"{_e(stats.get('finmcq_version', '?'))} · report made {_e(made)} by finmcq "
+        f"{_e(__version__)}</p>\n{fake}<div class=\"kpis\">{cards}</div>\n</header>"
+    )
+
+
+def _stage_table(stats: Mapping[str, Any]) -> str:
+    rows = []
+    for name, stage in stats.get("stages", {}).items():
+        reasons = ", ".join(f"{r} × {n}" for r, n in stage.get("drop_reasons", {}).items())
+        retried = ", ".join(f"{r} × {n}" for r, n in stage.get("retried", {}).items())
+        rows.append([_e(name), _count(stage.get("in")), _count(stage.get("out")),
+                     _count(stage.get("dropped")), _e(reasons or "—"), _e(retried or "—")])
+    return _table(["stage", "in", "out", "dropped", "drop reasons", "retried"], rows, "num")
+
+
+def _cost_table(stats: Mapping[str, Any]) -> str:
+    usage, estimate = stage_usage(stats), stage_estimates(stats)
+    rows = []
+    for stage in _stages_with_usage(stats):
+        act, est = usage.get(stage, {}), estimate.get(stage, {})
+        rows.append([
+            _e(stage), _count(est.get("calls")),
+            _count(act.get("responses", act.get("requests"))),
+            _count(est.get("prompt_tokens")), _count(act.get("prompt_tokens")),
+            _count(est.get("completion_tokens")), _count(act.get("completion_tokens")),
+            _money(est.get("cost_usd")), _money(act.get("cost_usd")),
+        ])
+    est_costs = [v.get("cost_usd") for v in estimate.values()]
+    # A stage whose model has no price has no USD estimate: then the total is unknown too.
+    priced = [float(c) for c in est_costs if isinstance(c, int | float)]
+    total_est = sum(priced) if est_costs and len(priced) == len(est_costs) else None
+    rows.append(["<b>total</b>", "", "", "", "", "", "", _money(total_est),
+                 _money(stats.get("cost_usd", {}).get("total"))])
+    return _table(["stage", "calls (est.)", "replies", "prompt tokens (est.)", "prompt tokens",
+                   "completion tokens (est.)", "completion tokens", "USD (est.)", "USD"],
+                  rows, "num")
+
+
+def sample_delivered(items: Sequence[Mapping[str, Any]], seed: int,
+                     k: int = SAMPLE_DELIVERED) -> list[Mapping[str, Any]]:
+    """A seeded sample of ``k`` items, in delivery order (the same run gives the same sample)."""
+    chosen = sorted(random.Random(f"report:{seed}").sample(range(len(items)),
+                                                            min(k, len(items))))
+    return [items[i] for i in chosen]
+
+
+def sample_dropped(dropped: Sequence[DroppedItem], k: int = SAMPLE_DROPPED) -> list[DroppedItem]:
+    """Up to ``k`` drops, taking one per (stage, reason) in turn so rare reasons show up."""
+    groups: dict[tuple[str, str], list[DroppedItem]] = {}
+    for drop in dropped:
+        groups.setdefault((drop.stage, drop.reason), []).append(drop)
+    queues = [groups[key] for key in sorted(groups)]
+    chosen: list[DroppedItem] = []
+    depth = 0
+    while len(chosen) < k and any(depth < len(q) for q in queues):
+        chosen += [q[depth] for q in queues if depth < len(q)][: k - len(chosen)]
+        depth += 1
+    return chosen
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+_KEY_CLASS = ' class="key"'
+
+
+def _delivered_table(items: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> str:
+    rows = []
+    for n, item in enumerate(sample_delivered(items, int(stats.get("seed", 0))), start=1):
+        options = "".join(
+            f"<li{_KEY_CLASS if letter == item['answer'] else ''}><b>{letter}.</b> {_e(text)}</li>"
+            for letter, text in item["options"].items())
+        about = (f"<div class=\"about\"><span class=\"keyletter\">{_e(item['answer'])}</span> "
+                 f"<code>{_e(item['item_id'])}</code> · {_e(item['topic'])} · "
+                 f"{_e(item.get('difficulty') or '—')} · {_e(item.get('origin', '?'))}</div>")
+        rows.append([str(n), about + f"<div class=\"q\">{_e(item['question'])}</div>",
+                     f"<ol class=\"opts\">{options}</ol>",
+                     f"<div class=\"sol\">{_e(_excerpt(item['solution'], SOLUTION_EXCERPT))}"
+                     "</div>"])
+    return _table(["#", "key · item · topic · difficulty · origin / question", "options",
+                   "solution (excerpt)"], rows, "samples delivered")
+
+
+def _dropped_table(dropped: Sequence[DroppedItem]) -> str:
+    if not dropped:
+        return "<p>No item was dropped in this run (or the run has no finmcq.sqlite).</p>"
+    chosen = sample_dropped(dropped)
+    by_stage = Counter(d.stage for d in dropped)
+    summary = ", ".join(f"{stage} {n}" for stage, n in sorted(by_stage.items()))
+    rows = [[str(n), f"<code>{_e(d.item_id)}</code>", _e(d.stage),
+             f"<b>{_e(d.reason)}</b>", _e(_excerpt(d.detail, 300) or "—"),
+             _e(_excerpt(d.question, 300)) if d.question else "<i>not recorded</i>"]
+            for n, d in enumerate(chosen, start=1)]
+    return (f"<p>{len(dropped):,} drops recorded ({_e(summary)}).</p>"
+            + _table(["#", "item", "stage", "reason", "detail", "question"], rows, "samples"))
+
+
+def _kv(rows: Iterable[tuple[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, dict | list):
+            return f"<code>{_e(json.dumps(value, ensure_ascii=False))}</code>"
+        return _e("—" if value is None else value)
+
+    return _table(["", ""], ([_e(k), cell(v)] for k, v in rows), "kv")
+
+
+def _run_details(run: Run) -> str:
+    stats = run.stats
+    source = stats.get("source", {})
+    warning = source.get("warning")
+    general = [
+        ("seed", stats.get("seed")),
+        ("source dataset", source.get("dataset")),
+        ("subjects", ", ".join(source.get("subjects", []))),
+        ("splits", ", ".join(source.get("splits", []))),
+        ("source questions", source.get("questions")),
+        ("splits warning", warning),
+        ("files", ", ".join(p.name for p in (run.files.stats, run.files.items,
+                                             run.files.training_data))),
+        ("peak requests in flight", stats.get("peak_in_flight")),
+        ("retries by cause", stats.get("retries_by_cause") or "none"),
+    ]
+    models = _table(["stage", "model"], ([_e(k), _e(v)] for k, v in
+                                         stats.get("models", {}).items()), "kv")
+    settings = _kv(sorted(stats.get("settings", {}).items()))
+    return (
+        "<div class=\"grid\"><div><h3>Run</h3>" + _kv(general) + "<h3>Models</h3>" + models
+        + "<h3>Contamination</h3><p>" + _e(contamination_text(stats)) + "</p>"
+        + "<h3>Licence</h3><p class=\"licence\">" + _e(licence_text(run.items))
+        + "</p></div><div><h3>Settings</h3>" + settings + "</div></div>"
+    )
+
+
+_CSS = f"""
+:root {{ --fg: #1d2733; --muted: #5b6775; --line: #e3e8ee; --accent: {KEPT_COLOR}; }}
+* {{ box-sizing: border-box; }}
+body {{ margin: 0; font-family: {FONT}; color: var(--fg); background: #f6f8fa;
+       line-height: 1.5; font-size: 14px; }}
+main {{ max-width: 1360px; margin: 0 auto; padding: 24px 28px 60px; }}
+header h1 {{ margin: 0 0 4px; font-size: 26px; }}
+.meta {{ color: var(--muted); margin: 0 0 12px; word-break: break-all; }}
+.note {{ background: #fff7e0; border: 1px solid #f0d48a; padding: 8px 12px; border-radius: 6px; }}
+.kpis {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px;
+        margin: 12px 0 8px; }}
+.kpi {{ background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px; }}
+.kpi .v {{ font-size: 20px; font-weight: 700; }}
+.kpi .k {{ color: var(--muted); font-size: 12px; text-transform: uppercase; }}
+section {{ background: #fff; border: 1px solid var(--line); border-radius: 10px;
+          padding: 16px 20px; margin: 20px 0; }}
+section h2 {{ margin: 0 0 2px; font-size: 20px; }}
+.lead {{ color: var(--muted); margin: 0 0 10px; }}
+h3 {{ font-size: 15px; margin: 14px 0 6px; }}
+.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }}
+.grid > div {{ min-width: 0; }}
+table {{ border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }}
+th, td {{ border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left;
+         vertical-align: top; }}
+th {{ background: #f0f3f6; font-weight: 600; }}
+table.num td:not(:first-child):not(:nth-last-child(-n+2)) {{ text-align: right; }}
+table.kv td:first-child {{ color: var(--muted); white-space: nowrap; width: 30%; }}
+table.kv thead {{ display: none; }}
+table.kv code {{ word-break: break-all; font-size: 12px; }}
+table.delivered td:nth-child(2) {{ width: 34%; }}
+table.delivered td:nth-child(3) {{ width: 30%; }}
+.about {{ color: var(--muted); font-size: 12px; margin-bottom: 4px; }}
+ol.opts {{ list-style: none; margin: 0; padding: 0; }}
+ol.opts li {{ padding: 1px 4px; border-radius: 4px; }}
+ol.opts li.key {{ background: #e3f1e4; font-weight: 600; }}
+.keyletter {{ display: inline-block; background: #2e7d32; color: #fff; border-radius: 4px;
+             padding: 0 8px; font-weight: 700; }}
+.sol {{ white-space: pre-wrap; color: #333; font-size: 12px; }}
+.licence {{ background: #f7f3ff; border-left: 4px solid #8e5ea2; padding: 8px 12px; }}
+code {{ font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 12px; }}
+"""
