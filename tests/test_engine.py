@@ -136,7 +136,7 @@ def test_breaker_trips_on_a_dead_server(tmp_path: Path) -> None:
     engine, store = make_engine(tmp_path, f"http://127.0.0.1:{port}/v1", concurrency=20,
                                 breaker_window=20)
     started = time.monotonic()
-    with pytest.raises(LLMFatalError, match="of the last 20 requests failed"):
+    with pytest.raises(LLMFatalError, match=r"Cannot reach .* all failed"):
         asyncio.run(run_all(engine, [verify_request(i) for i in range(1000)]))
     assert time.monotonic() - started < 10
     store.close()
@@ -315,3 +315,13 @@ def test_api_key_is_never_written(tmp_path: Path, make_fake: Any,
     assert key not in str(info.value)
     assert (tmp_path / "run" / "processing_t1.log").stat().st_size > 0
     assert _files_containing(tmp_path, key) == []
+
+
+def test_a_server_that_ignores_response_format_stops_the_run(tmp_path: Path,
+                                                             make_fake: Any) -> None:
+    fake = make_fake(ignore_response_format=True)
+    engine, store = make_engine(tmp_path, fake.base_url, concurrency=10, breaker_window=20)
+    with pytest.raises(LLMFatalError, match="response_format"):
+        asyncio.run(run_all(engine, [verify_request(i) for i in range(300)]))
+    assert fake.stats()["requests"] < 60  # not 300 requests × 6 tries
+    store.close()

@@ -19,7 +19,13 @@ from finmcq.engine.progress import StageProgress
 from finmcq.engine.runlog import close_run_log, open_run_log, run_timestamp
 from finmcq.engine.store import RunStore
 from finmcq.errors import FinmcqError
-from finmcq.output import write_json, write_json_array, write_jsonl
+from finmcq.output import (
+    pause_for_test,
+    remove_stale_temp_files,
+    write_json,
+    write_json_array,
+    write_jsonl,
+)
 from finmcq.pipeline import BuildOutcome, Delivered, Pipeline
 from finmcq.sources import describe_splits, load_source
 from finmcq.stages.assemble import PromptTemplate, training_pairs
@@ -50,6 +56,7 @@ def run_build(settings: BuildSettings, *, progress: bool | None = None) -> Build
     """
     engine_config = settings.engine_config()
     engine_config.resolve_api_key()  # fail on a missing key before touching the disk
+    pause_for_test("load")
     sources = load_source(settings.source, settings.subjects, settings.splits)
     return asyncio.run(_build(settings, sources, progress))
 
@@ -58,6 +65,7 @@ async def _build(settings: BuildSettings, sources: list[Any],
                  progress: bool | None) -> BuildResult:
     started = time.monotonic()
     store = RunStore(settings.out)
+    remove_stale_temp_files(settings.out)  # safe: we hold the run lock
     timestamp = run_timestamp()
     handler = open_run_log(settings.out, timestamp)
     engine: LLMEngine | None = None
@@ -102,6 +110,7 @@ def _item_record(d: Delivered, store: RunStore) -> dict[str, Any]:
         "options": dict(zip("ABCDEFG", item.options, strict=True)),
         "answer": item.answer,
         "verification": d.verification.model_dump(),
+        "quality": d.quality,
         "solution": d.solution.text,
         "provenance": item.source.provenance.model_dump() if item.source else None,
         "source_question": item.source.question if item.source else None,
@@ -114,6 +123,7 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
                    engine: LLMEngine, timestamp: str, wall_s: float,
                    source_info: dict[str, Any]) -> BuildResult:
     run_dir = settings.out
+    pause_for_test("assemble")
     template = PromptTemplate(instruction=settings.instruction)
     stats = _stats(settings, outcome, store, engine, wall_s, source_info)
     stats_path = run_dir / f"processing_stats_{timestamp}.json"

@@ -150,6 +150,30 @@ def demo(
     _run_or_exit(action)
 
 
+@app.command()
+def doctor(
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, Azure...).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name to check.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable that holds the API key.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with the build's settings; "
+                                                "flags win.")] = None,
+) -> None:
+    """Check config, connectivity, model and structured output (one tiny request each)."""
+
+    def action() -> bool:
+        from finmcq.doctor import render_checks, run_doctor
+
+        settings = _settings(config, base_url=base_url, model=model, api_key_env=api_key_env)
+        checks = run_doctor(settings)
+        typer.echo(render_checks(checks))
+        return any(check.failed for check in checks)
+
+    if _run_or_exit(action):
+        raise typer.Exit(1)
+
+
 RunDirArg = Annotated[Path, typer.Argument(
     help="Run directory: the --out of a finished `finmcq build` or `finmcq demo`.")]
 

@@ -38,7 +38,10 @@ class BuildSettings(BaseModel):
     max_tokens: int = Field(4096, ge=64)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(10, ge=1, description="tries per request on transient errors")
+    max_invalid_replies: int = Field(6, ge=1, description="unusable replies tolerated per request")
     prices: Path | None = None
+    budget_usd: float | None = Field(None, gt=0, description="stop before spend passes it")
+    batch: bool = False  # OpenAI Batch API mode (engine/batch.py)
     # pipeline
     min_relevance_score: int = Field(3, ge=1, le=5)
     topic_weights: dict[Topic, float] = Field(
@@ -49,6 +52,33 @@ class BuildSettings(BaseModel):
     solve_tries: int = Field(3, ge=1)
     instruction: str = DEFAULT_INSTRUCTION
     progress: bool | None = None
+    # quality checks (see finmcq.quality and README "Data quality")
+    second_answer_judge: bool = Field(
+        True, description="LLM judge confirms every distractor is wrong; repairs once, else drops")
+    judge_model: str | None = Field(None, description="model for the judge (default: --model)")
+    blind_solves: int = Field(1, ge=1, le=9, description="k blind solves that must all agree")
+    self_consistency_temperature: float = Field(0.7, ge=0.0, le=2.0)
+    grade_solutions: bool = Field(
+        False, description="LLM judge scores each solution; below threshold: regenerate once")
+    grade_model: str | None = Field(None, description="model for solution grading")
+    min_solution_score: int = Field(3, ge=1, le=5,
+                                    description="lowest acceptable score on every criterion")
+    near_duplicate_threshold: float = Field(0.6, gt=0.0, le=1.0,
+                                            description="Jaccard of character shingles")
+    shingle_size: int = Field(4, ge=2, le=10, description="characters per shingle")
+    contamination_check: bool = Field(
+        True, description="compare with KMMLU test splits of finance-adjacent subjects")
+    contamination_subjects: list[str] | None = Field(
+        None, description="KMMLU subjects whose test split is compared (default: the "
+        "finance-adjacent six)")
+    contamination_against: list[Path] = Field(default_factory=list,
+                                              description="extra benchmark files to compare")
+    contamination_threshold: float = Field(0.5, gt=0.0, le=1.0,
+                                           description="share of a benchmark question's shingles")
+    drop_contaminated: bool = False
+    key_longest_max_share: float = Field(0.3, ge=0.0, le=1.0,
+                                         description="cap on items whose key is the longest option")
+    negation_share_range: tuple[float, float] = (0.1, 0.5)
 
     @field_validator("topic_weights")
     @classmethod
@@ -59,17 +89,47 @@ class BuildSettings(BaseModel):
             raise ValueError("topic weights must be non-negative and not all zero")
         return value
 
+    @field_validator("difficulty_mix")
+    @classmethod
+    def _mix_is_a_distribution(cls, value: tuple[float, float, float]
+                               ) -> tuple[float, float, float]:
+        if any(w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("difficulty mix must be three non-negative weights, not all zero "
+                             "(e.g. 30,50,20)")
+        return value
+
+    @field_validator("contamination_against")
+    @classmethod
+    def _files_exist(cls, value: list[Path]) -> list[Path]:
+        missing = [str(p) for p in value if not Path(p).expanduser().is_file()]
+        if missing:
+            raise ValueError(f"contamination file(s) not found: {', '.join(missing)}")
+        return [Path(p).expanduser() for p in value]
+
+    @field_validator("negation_share_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 <= low <= high <= 1:
+            raise ValueError("negation share range must be 0 <= low <= high <= 1")
+        return value
+
     def engine_config(self) -> EngineConfig:
+        # --judge-model / --grade-model are shorthands; an explicit stage_models entry wins.
+        shorthand = {stage: model for stage, model in
+                     (("judge", self.judge_model), ("grade", self.grade_model)) if model}
         return EngineConfig(
             base_url=self.base_url,
             api_key_env=self.api_key_env,
             model=self.model,
-            stage_models=dict(self.stage_models),
+            stage_models={**shorthand, **self.stage_models},
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             timeout_s=self.timeout_s,
             concurrency=self.concurrency,
             max_attempts=self.max_retries,
+            max_invalid=self.max_invalid_replies,
+            budget_usd=self.budget_usd,
         )
 
     @classmethod

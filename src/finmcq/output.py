@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,18 @@ from finmcq.errors import FinmcqError
 
 class OutputError(FinmcqError):
     """An output file could not be written (disk full, read-only directory, ...)."""
+
+
+def pause_for_test(point: str) -> None:
+    """Test hook: freeze this process (SIGSTOP) at ``point`` if ``FINMCQ_TEST_PAUSE_AT`` names it.
+
+    The reliability tests kill -9 a build frozen at an exact point (e.g. mid-write). The variable
+    matches a point by prefix (``write:items`` matches ``write:items_{timestamp}.jsonl``); when it
+    is unset this does nothing.
+    """
+    wanted = os.environ.get("FINMCQ_TEST_PAUSE_AT")
+    if wanted and point.startswith(wanted):
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 @contextmanager
@@ -36,8 +49,10 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
+            pause_for_test(f"write:{path.name}")  # the temp file is written, not yet renamed
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for sharing
         os.replace(tmp_name, path)
     except OSError as exc:
         Path(tmp_name).unlink(missing_ok=True)
@@ -48,6 +63,21 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temp files that a killed run left behind (call while holding the run lock)."""
+    removed = 0
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import openai
 from pydantic import BaseModel, ValidationError
 
+from finmcq.engine.budget import Budget
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.runlog import redact, register_secret
 from finmcq.engine.schema import (
@@ -75,13 +76,17 @@ class EngineConfig:
     timeout_s: float = 120.0
     concurrency: int = 100
     max_attempts: int = 8
-    max_invalid: int = 3
+    # Unusable replies (bad JSON, schema violation, cut off) tolerated per request. Transient
+    # server glitches produce them too, so this must make giving up rare: at a 5 % rate, 6 in a
+    # row happen once in 64 million requests.
+    max_invalid: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     breaker_window: int = 40
     breaker_failure_ratio: float = 0.9
+    budget_usd: float | None = None  # stop before the run's spend would pass it (budget.py)
 
     def model_for(self, stage: str) -> str:
         return self.stage_models.get(stage, self.model)
@@ -258,12 +263,14 @@ class LLMEngine:
         register_secret(api_key)
         self.redact = redact
         self.meter = UsageMeter(prior_cost_usd=store.total_cost())
+        self.budget = Budget.for_engine(self)
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._mode: StructuredMode = (
             "json_schema" if config.structured_output in ("auto", "json_schema")
             else "json_object"
         )
         self._recent: deque[tuple[bool, str]] = deque(maxlen=config.breaker_window)
+        self._successes = 0
         self._fatal: LLMFatalError | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -321,7 +328,7 @@ class LLMEngine:
             body = self._body(request, model, temperature, max_tokens, mode)
             started = time.monotonic()
             try:
-                async with self._semaphore:
+                async with self._semaphore, self.budget.hold(model, body):
                     self.in_flight += 1
                     self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                     try:
@@ -339,9 +346,10 @@ class LLMEngine:
                     raise _Invalid("truncated", "finish_reason=length: the reply was cut off")
                 value = parse_reply(content, request.schema)
             except _Invalid as exc:
-                self._note(True)
+                self._note(False, "unusable_reply")
                 invalid += 1
                 self._retry_event(request, exc.cause, str(exc), attempt)
+                self._check_breaker()
                 if invalid >= cfg.max_invalid:
                     usage.failed_calls += 1
                     raise LLMCallFailed(
@@ -404,7 +412,7 @@ class LLMEngine:
                                attempt: int, mode: StructuredMode) -> float | None:
         """Classify an HTTP error; return seconds to wait before retrying, or raise."""
         status = exc.status_code
-        message = self.redact(_error_message(exc))
+        message = self.redact(_error_message(exc)).rstrip(". ")
         if status in (401, 403):
             what = "was rejected (401: invalid API key)" if status == 401 else (
                 "is not allowed to use this model or endpoint (403)")
@@ -449,14 +457,37 @@ class LLMEngine:
 
     def _note(self, ok: bool, cause: str = "") -> None:
         self._recent.append((ok, cause))
+        if ok:
+            self._successes += 1
 
     def _check_breaker(self) -> None:
         window = self._recent
-        if len(window) < window.maxlen:  # type: ignore[operator]
-            return
         failures = [cause for ok, cause in window if not ok]
+        if not failures:
+            return
+        common, _ = Counter(failures).most_common(1)[0]
+        if common == "unusable_reply" and len(window) == window.maxlen and (
+                len(failures) / len(window) >= self.config.breaker_failure_ratio):
+            self._fail_fatal(
+                f"Stopping: {len(failures)} of the last {len(window)} replies from "
+                f"{self.config.base_url or 'api.openai.com'} were not the JSON asked for. The "
+                "server or model probably ignores response_format (structured output); check "
+                "with `finmcq doctor`, pick a model that supports JSON output, then rerun with "
+                "the same --out to resume."
+            )
+        # Nothing has ever worked and the first tries all failed to connect: a wrong
+        # --base-url or a dead server. Say so now instead of after a full window of backoffs.
+        early = self._successes == 0 and len(failures) >= 8 and len(failures) == len(window)
+        if early and common in ("connection", "timeout"):
+            self._fail_fatal(
+                f"Cannot reach {self.config.base_url or 'api.openai.com'}: the first "
+                f"{len(failures)} requests all failed ({common}). Check --base-url (it should "
+                "end with /v1) and that the server is running (`finmcq doctor`); nothing was "
+                "lost, rerun with the same --out to resume."
+            )
+        if len(window) < (window.maxlen or 0):
+            return
         if len(failures) / len(window) >= self.config.breaker_failure_ratio:
-            common, _ = Counter(failures).most_common(1)[0]
             self._fail_fatal(
                 f"Stopping: {len(failures)} of the last {len(window)} requests failed (mostly "
                 f"{common}) at {self.config.base_url or 'api.openai.com'}. The server looks down "
