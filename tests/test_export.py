@@ -14,7 +14,7 @@ from finmcq.build import run_build
 from finmcq.card import dataset_card
 from finmcq.config import BuildSettings
 from finmcq.errors import ConfigError, InputError
-from finmcq.export import CHAT_SYSTEM_PROMPT, ExportError, export_run, pair_rows
+from finmcq.export import CHAT_SYSTEM_PROMPT, JSON_COLUMNS, ExportError, export_run, pair_rows
 from finmcq.records import LETTERS
 from finmcq.rundir import Run, load_run
 
@@ -35,6 +35,12 @@ def expected_pairs(run: Run) -> list[dict[str, Any]]:
     """The training file's pairs, each with the item it belongs to (two per item, in order)."""
     return [{"item_id": run.items[i // 2]["item_id"], "step": i % 2 + 1, **pair}
             for i, pair in enumerate(run.pairs)]
+
+
+def columnar_items(run: Run) -> list[dict[str, Any]]:
+    """The run's items as parquet/hf store them: free-form evidence as JSON text."""
+    return [{k: json.dumps(v, ensure_ascii=False) if k in JSON_COLUMNS and v is not None else v
+             for k, v in item.items()} for item in run.items]
 
 
 def read_jsonl(path: Path) -> list[Any]:
@@ -63,7 +69,7 @@ def test_parquet_round_trips(run: Run, tmp_path: Path) -> None:
 
     export_run(run.run_dir, "parquet", tmp_path, include_items=True)
     assert pq.read_table(tmp_path / "pairs.parquet").to_pylist() == expected_pairs(run)
-    assert pq.read_table(tmp_path / "items.parquet").to_pylist() == run.items
+    assert pq.read_table(tmp_path / "items.parquet").to_pylist() == columnar_items(run)
 
 
 def test_parquet_without_items_writes_only_the_pairs(run: Run, tmp_path: Path) -> None:
@@ -80,7 +86,7 @@ def test_hf_round_trips_as_dataset_dicts(run: Run, tmp_path: Path) -> None:
     items = load_from_disk(str(tmp_path / "items"))
     assert isinstance(pairs, DatasetDict) and list(pairs) == ["train"]
     assert pairs["train"].to_list() == expected_pairs(run)
-    assert items["train"].to_list() == run.items
+    assert items["train"].to_list() == columnar_items(run)
     # Exporting again replaces the folders whole, and leaves no temporary folder behind.
     export_run(run.run_dir, "hf", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "items", "pairs"]
@@ -259,7 +265,7 @@ def test_push_uploads_data_and_card_in_one_commit(
     files = commit["files"]
     assert files["data/pairs/train-00000-of-00002.parquet"] == "deleted"  # an earlier push
     assert files["data/pairs/train-00000-of-00001.parquet"] == expected_pairs(run)
-    assert files["data/items/train-00000-of-00001.parquet"] == run.items
+    assert files["data/items/train-00000-of-00001.parquet"] == columnar_items(run)
     meta = yaml.safe_load(files["README.md"].split("---\n")[1])
     assert [c["config_name"] for c in meta["configs"]] == ["pairs", "items"]
     assert ".gitattributes" not in files

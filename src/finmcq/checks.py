@@ -1,6 +1,9 @@
 """Deterministic checks on items and solutions. Each returns a drop reason or None.
 
 The reason strings are the keys of the stats' drop counters, so they are stable names.
+Options and stems are compared in their folded form (:func:`finmcq.quality.text.fold_text`:
+NFKC, casefolded, without spaces or soft punctuation), so "같은 말." and "같은  말" are the same
+option, and a key written into the stem with other spacing still counts as leaked.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 
 from rapidfuzz import fuzz
 
+from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, normalize_text
 
 # Options whose meaning depends on the other options or on their position.
@@ -36,7 +40,26 @@ _GIVEN_KEY = re.compile(
     re.IGNORECASE,
 )
 
+# Stems that ask for the wrong statement ("옳지 않은 것은?"): counted, so the set is neither
+# without them nor dominated by them.
+_NEGATIVE_STEM = re.compile(
+    r"옳지\s*않은|틀린|적절하지\s*않은|아닌\s*것|거리가\s*먼|잘못된|해당하지\s*않는|바르지\s*않은"
+    r"|부적절한|맞지\s*않는|없는\s*것은"
+)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+# An option review that does not review: a bare back-reference or a skip.
+_SKIPPED_REVIEW = re.compile(
+    r"생략|위와\s*같|앞(의)?\s*(선택지|보기|설명)?(와|과)\s*같|[A-G]\s*(와|과)\s*같|마찬가지"
+    r"|동일한\s*이유|상동|이하\s*같|같은\s*이유"
+)
+MIN_REVIEW_CHARS = 6  # folded characters; "틀리다." alone explains nothing
+BACK_REFERENCE_MAX_CHARS = 30  # a back-reference plus real content is a review
+
 NEAR_IDENTICAL_OPTION_RATIO = 92.0
+# The answer-length cue: a key this much longer than every distractor is dropped everywhere.
+KEY_MUCH_LONGER_RATIO = 1.5
+KEY_MUCH_LONGER_CHARS = 10
 
 
 def positional_option(options: Sequence[str]) -> str | None:
@@ -55,14 +78,33 @@ def option_problems(options: Sequence[str]) -> str | None:
         return "empty_option"
     if any("\n" in o or _FORMAT_MARKERS.search(o) for o in options):
         return "format_marker_in_option"
-    folded = [o.casefold() for o in normalized]
-    if len(set(folded)) != len(folded):
+    if len({fold_text(o) for o in normalized}) != len(normalized):
         return "duplicate_option"
+    folded = [o.casefold() for o in normalized]
     for i in range(len(folded)):
         for j in range(i + 1, len(folded)):
             if fuzz.ratio(folded[i], folded[j]) >= NEAR_IDENTICAL_OPTION_RATIO:
                 return "near_identical_options"
     return positional_option(options)
+
+
+# Text addressed to the model rather than to a student: prompt-injection attempts in a source
+# question (or copied into a rewrite). Such items are dropped, never trained on.
+_INSTRUCTION = re.compile(
+    r"(이전|앞의|위의|기존|모든)\s*(지시|지침|명령|규칙|프롬프트)[^.?!\n]{0,12}(무시|잊)"
+    r"|(지시|지침|명령)(을|를)?\s*무시"
+    r"|시스템\s*프롬프트|system\s*prompt"
+    r"|ignore\s+(all\s+|the\s+)?(previous|prior|above)\s+instructions"
+    r"|</?\s*입력\s*>",
+    re.IGNORECASE,
+)
+
+
+def instruction_problems(texts: Sequence[str]) -> str | None:
+    """Instructions to the model hidden in question text (prompt injection)."""
+    if any(_INSTRUCTION.search(normalize_text(t)) for t in texts):
+        return "instruction_in_text"
+    return None
 
 
 def stem_problems(question: str, answer_text: str) -> str | None:
@@ -72,8 +114,13 @@ def stem_problems(question: str, answer_text: str) -> str | None:
         return "empty_question"
     if _FORMAT_MARKERS.search(question):
         return "format_marker_in_question"
+    if instruction_problems([question, answer_text]):
+        return "instruction_in_text"
     key = normalize_text(answer_text)
     if len(key) >= 4 and key.casefold() in stem.casefold():
+        return "answer_leaked_in_stem"
+    folded_key = fold_text(key)
+    if len(folded_key) >= 6 and folded_key in fold_text(stem):  # same words, other spacing
         return "answer_leaked_in_stem"
     return None
 
@@ -85,6 +132,45 @@ def item_problems(question: str, options: Sequence[str], answer: str) -> str | N
     return option_problems(options) or stem_problems(question, options[LETTERS.index(answer)])
 
 
+def key_is_longest(options: Sequence[str], answer: str) -> bool:
+    """True when the key is strictly longer than every other option (ties give no cue)."""
+    lengths = [len(normalize_text(o)) for o in options]
+    key = lengths.pop(LETTERS.index(answer))
+    return bool(lengths) and key > max(lengths)
+
+
+def answer_length_cue(options: Sequence[str], answer: str, *,
+                      allow_longest: bool) -> str | None:
+    """The answer-length cue a model learns to exploit.
+
+    A key far longer than every distractor is always dropped. A key that is merely the longest is
+    dropped unless ``allow_longest`` (the pipeline allows it in a seeded share of slots, which
+    keeps the share of key-is-longest items under its cap without depending on timing).
+    """
+    if not key_is_longest(options, answer):
+        return None
+    lengths = [len(normalize_text(o)) for o in options]
+    key = lengths.pop(LETTERS.index(answer))
+    longest_other = max(lengths)
+    much = key - longest_other >= KEY_MUCH_LONGER_CHARS
+    if much and key >= KEY_MUCH_LONGER_RATIO * longest_other:
+        return "key_much_longer"
+    return None if allow_longest else "key_longest_option"
+
+
+def shape_problems(question: str, options: Sequence[str], answer: str, *,
+                   allow_key_longest: bool) -> str | None:
+    """Leak and shape checks on a placed item: options, stem, then the answer-length cue."""
+    return item_problems(question, options, answer) or answer_length_cue(
+        options, answer, allow_longest=allow_key_longest)
+
+
+def is_negative_stem(question: str) -> bool:
+    """Whether the stem asks for the wrong statement ("옳지 않은 것은?"), by its last sentence."""
+    sentences = [s for s in _SENTENCE_END.split(normalize_text(question)) if s]
+    return bool(sentences) and bool(_NEGATIVE_STEM.search(sentences[-1]))
+
+
 def solution_problems(final_answer: str, key: str, texts: Sequence[str]) -> str | None:
     """A solution must conclude with the key and never say it was handed the key."""
     if final_answer != key:
@@ -93,4 +179,17 @@ def solution_problems(final_answer: str, key: str, texts: Sequence[str]) -> str 
         return "solution_admits_given_key"
     if any(_FORMAT_MARKERS.search(t) for t in texts):
         return "format_marker_in_solution"
+    return None
+
+
+def review_problems(reviews: Sequence[str]) -> str | None:
+    """Every option review must review: no skips, no bare "위와 같음", no copy of another review."""
+    folded = [fold_text(r) for r in reviews]
+    for text, fold in zip(reviews, folded, strict=True):
+        if len(fold) < MIN_REVIEW_CHARS:
+            return "solution_skips_options"
+        if len(fold) <= BACK_REFERENCE_MAX_CHARS and _SKIPPED_REVIEW.search(normalize_text(text)):
+            return "solution_skips_options"
+    if len(set(folded)) != len(folded):
+        return "solution_skips_options"
     return None

@@ -57,11 +57,26 @@ SplitsOpt = Annotated[str | None, typer.Option(
     "benchmark).")]
 
 
+def _mix(value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    parts = _csv(value) or []
+    try:
+        easy, medium, hard = (float(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: give three numbers easy,medium,hard, e.g. 30,50,20",
+            param_hint="--difficulty-mix") from None
+    return easy, medium, hard
+
+
 def _settings(config: Path | None, **flags: Any) -> Any:
     from finmcq.config import BuildSettings
 
-    flags["subjects"] = _csv(flags.get("subjects"))
-    flags["splits"] = _csv(flags.get("splits"))
+    if "subjects" in flags:
+        flags["subjects"] = _csv(flags["subjects"])
+    if "splits" in flags:
+        flags["splits"] = _csv(flags["splits"])
     return BuildSettings.from_sources(config, flags)
 
 
@@ -91,6 +106,40 @@ def build(
     instruction: Annotated[str | None, typer.Option(
         help="First line of every prompt (default: 다음 문제를 읽고 정답으로 가장 알맞은 것을 "
         "고르시요.).")] = None,
+    difficulty_mix: Annotated[str | None, typer.Option(
+        help="Target shares easy,medium,hard, e.g. 30,50,20 (met within ±5 points).")] = None,
+    second_answer_judge: Annotated[bool | None, typer.Option(
+        "--second-answer-judge/--no-second-answer-judge",
+        help="LLM judge confirms every distractor is wrong; repairs once, else drops "
+        "(default on).")] = None,
+    judge_model: Annotated[str | None, typer.Option(
+        help="Model for the second-answer judge (default: --model).")] = None,
+    blind_solves: Annotated[int | None, typer.Option(
+        help="Self-consistency: k blind solves that must all find the key (default 1).")] = None,
+    grade_solutions: Annotated[bool | None, typer.Option(
+        "--grade-solutions/--no-grade-solutions",
+        help="LLM judge scores each solution 1-5; below --min-solution-score it is "
+        "regenerated once, then dropped (default off).")] = None,
+    grade_model: Annotated[str | None, typer.Option(
+        help="Model for solution grading (default: --model).")] = None,
+    min_solution_score: Annotated[int | None, typer.Option(
+        help="Lowest acceptable score on every criterion, 1-5 (default 3).")] = None,
+    near_duplicate_threshold: Annotated[float | None, typer.Option(
+        help="Jaccard of character 4-grams that makes a near duplicate (default 0.6).")] = None,
+    contamination_check: Annotated[bool | None, typer.Option(
+        "--contamination-check/--no-contamination-check",
+        help="Compare with KMMLU test splits of the finance-adjacent subjects from --source "
+        "(default on).")] = None,
+    contamination_against: Annotated[list[Path] | None, typer.Option(
+        "--contamination-against",
+        help="Extra benchmark file to compare with (repeatable): KMMLU CSV/JSONL, JSON/JSONL/CSV "
+        "with a question or prompt field, or one question per line.")] = None,
+    contamination_threshold: Annotated[float | None, typer.Option(
+        help="Share of a benchmark question's 4-grams found in an item that flags it "
+        "(default 0.5).")] = None,
+    drop_contaminated: Annotated[bool | None, typer.Option(
+        "--drop-contaminated/--keep-contaminated",
+        help="Drop and replace flagged items instead of only reporting them.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
                                                 "flags win.")] = None,
     progress: Annotated[bool | None, typer.Option(
@@ -106,6 +155,13 @@ def build(
             model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
             seed=seed, out=out, max_attempts_per_question=max_attempts, prices=prices,
             timeout_s=timeout, max_retries=max_retries, instruction=instruction,
+            difficulty_mix=_mix(difficulty_mix), second_answer_judge=second_answer_judge,
+            judge_model=judge_model, blind_solves=blind_solves, grade_solutions=grade_solutions,
+            grade_model=grade_model, min_solution_score=min_solution_score,
+            near_duplicate_threshold=near_duplicate_threshold,
+            contamination_check=contamination_check,
+            contamination_against=contamination_against or None,
+            contamination_threshold=contamination_threshold, drop_contaminated=drop_contaminated,
         )
         result = run_build(settings, progress=progress)
         _report(result)
@@ -128,6 +184,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("demo-run"),
     questions: Annotated[int, typer.Option(help="Questions to deliver.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 42,
+    defects: Annotated[float, typer.Option(
+        help="Hostile fake: corrupt this share of answers, split over the 9 defect kinds, "
+        "to watch the checks catch them.")] = 0.0,
 ) -> None:
     """Run the whole pipeline offline: bundled sample + built-in fake LLM → 2,000 pairs."""
 
@@ -136,7 +195,7 @@ def demo(
         from finmcq.config import BuildSettings
         from finmcq.fake.server import FakeConfig, FakeLLMServer
 
-        with FakeLLMServer(FakeConfig(latency_ms=0, seed=seed)) as fake:
+        with FakeLLMServer(FakeConfig(latency_ms=0, seed=seed, defect_rate=defects)) as fake:
             typer.echo(f"fake LLM listening at {fake.base_url}")
             settings = BuildSettings(source="sample", questions=questions, seed=seed, out=out,
                                      model="fake-finance-1", base_url=fake.base_url)
@@ -222,12 +281,19 @@ def fake_llm(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     latency_ms: Annotated[int, typer.Option(help="Fixed latency per request.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the fake's choices.")] = 0,
+    defects: Annotated[float, typer.Option(
+        help="Corrupt this share of answers, split over the 9 defect kinds.")] = 0.0,
+    defect: Annotated[list[str] | None, typer.Option(
+        help="KIND=RATE for one defect kind (repeatable).")] = None,
 ) -> None:
     """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
+    from finmcq.fake.config import parse_defect_rates
     from finmcq.fake.server import FakeConfig, serve
 
+    config = FakeConfig(latency_ms=latency_ms, seed=seed, defect_rate=defects,
+                        defect_rates=parse_defect_rates(defect or []))
     with contextlib.suppress(KeyboardInterrupt):
-        serve(FakeConfig(latency_ms=latency_ms, seed=seed), port=port)
+        serve(config, port=port)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -15,6 +15,7 @@ atomically (temp file or folder, then rename): an interrupted export leaves no p
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -112,11 +113,17 @@ def _pairs_table(run: Run) -> Any:
     return pa.Table.from_pylist(pair_rows(run), schema=schema)
 
 
+# Free-form per-item evidence whose keys differ from item to item: a column of structs would
+# gain every key of every row (filled with nulls), so it travels as JSON text instead.
+JSON_COLUMNS = ("quality", "verification")
+
+
 def _items_table(items: Sequence[dict[str, Any]]) -> Any:
     """The items as an Arrow table; types are inferred so fields added later are kept.
 
     Columns that may hold only nulls in a given run (no rewrites → no provenance) get their
-    declared type, so every export of every run has the same schema.
+    declared type, so every export of every run has the same schema. ``JSON_COLUMNS`` are
+    stored as JSON strings.
     """
     import pyarrow as pa
 
@@ -126,8 +133,6 @@ def _items_table(items: Sequence[dict[str, Any]]) -> Any:
         "provenance": pa.struct([("dataset", pa.string()), ("subject", pa.string()),
                                  ("split", pa.string()), ("row_index", pa.int64()),
                                  ("original_answer", pa.int64()), ("license", pa.string())]),
-        "verification": pa.struct([("blind_answer", pa.string()), ("passed", pa.bool_()),
-                                   ("reasons", pa.list_(pa.string()))]),
     }
     names: dict[str, None] = {}
     for item in items:
@@ -135,6 +140,8 @@ def _items_table(items: Sequence[dict[str, Any]]) -> Any:
     columns = {}
     for name in names:
         values = [item.get(name) for item in items]
+        if name in JSON_COLUMNS:
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
         array = pa.array(values)
         if _has_null_type(array.type) and name in declared:
             array = pa.array(values, type=declared[name])

@@ -1,4 +1,4 @@
-"""The build: sources → relevance → rewrite/generate → verify → solve → assemble, as a stream.
+"""The build: sources → relevance → rewrite/generate → checks → solve → assemble, as a stream.
 
 Design in brief:
 
@@ -12,6 +12,11 @@ Design in brief:
   the uninterrupted run would have given, paying only for requests that never completed.
 * Relevance and slot chains share one engine: a source question that passed the filter is
   rewritten, verified and solved while others are still being judged.
+* One attempt runs: draft → shape (leak and shape checks, answer-length cue) → placement →
+  contamination → verify (k blind solves, difficulty) → judge (second answer; repair once) →
+  solve → grade (optional; regenerate once). Deterministic checks come first so LLM calls are
+  only paid for items that can still pass. After every slot is filled, exact and near duplicates
+  are dropped in slot order and their slots refilled (:mod:`finmcq.quality.neardup`).
 """
 
 from __future__ import annotations
@@ -30,31 +35,50 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from finmcq import checks
 from finmcq.config import BuildSettings, topic_quotas
 from finmcq.engine.client import LLMEngine
 from finmcq.engine.progress import StageProgress
 from finmcq.engine.store import RunStore
+from finmcq.quality import summary
+from finmcq.quality.contamination import (
+    FINANCE_ADJACENT_SUBJECTS,
+    ContaminationHit,
+    ContaminationIndex,
+    load_benchmarks,
+)
+from finmcq.quality.difficulty import delivered_shares, missing_difficulties
+from finmcq.quality.neardup import NearDuplicateFinder, question_text
 from finmcq.records import (
     MARKET_TOPICS,
     Difficulty,
+    DistractorAudit,
     McqItem,
     Solution,
+    SolutionGrade,
     SourceQuestion,
     Topic,
     Verification,
-    normalize_text,
 )
 from finmcq.stages.base import Dropped, StageStats
+from finmcq.stages.contamination import ContaminationStage
 from finmcq.stages.generate import GenerateStage
+from finmcq.stages.grade import GradeStage
+from finmcq.stages.judge import JudgeStage
 from finmcq.stages.placement import balanced_sequence, letter_targets, place, seeded_rng
 from finmcq.stages.relevance import Judged, RelevanceStage
 from finmcq.stages.rewrite import RewriteStage
+from finmcq.stages.shape import ShapeStage
 from finmcq.stages.solve import SolveStage
 from finmcq.stages.verify import VerifyStage
 
 log = logging.getLogger("finmcq.pipeline")
 
 EXAMPLES_PER_TOPIC = 2
+DEDUPE_ROUNDS = 5
+# Slots allowed a key that is the longest option: a seeded share safely under the cap, so the
+# delivered share stays under it (binomial spread at 1,000 items is about ±1.4 points).
+KEY_LONGEST_ALLOWANCE = 0.8
 
 
 @cache
@@ -82,6 +106,32 @@ class Delivered:
     item: McqItem
     verification: Verification
     solution: Solution
+    audit: DistractorAudit | None = None
+    grade: SolutionGrade | None = None
+    contamination: ContaminationHit | None = None
+    repaired: tuple[str, ...] = ()  # letters whose distractor the judge replaced
+
+    @property
+    def quality(self) -> dict[str, Any]:
+        """What the quality checks found about this item, for the items file."""
+        return {
+            "difficulty": {
+                "final": self.verification.difficulty,
+                "generator": self.verification.generator_difficulty,
+                "solver": list(self.verification.solver_difficulty),
+                "target": self.slot.difficulty.value,
+            },
+            "key_is_longest": checks.key_is_longest(self.item.options, self.item.answer),
+            "negation_stem": checks.is_negative_stem(self.item.question),
+            "judge": None if self.audit is None else {
+                "repaired": list(self.repaired),
+                "why_wrong": {r.letter: r.why_wrong for r in self.audit.distractor_reviews},
+            },
+            "solution_grade": None if self.grade is None else self.grade.model_dump(),
+            "contamination": None if self.contamination is None else {
+                "benchmark": self.contamination.benchmark, "ref": self.contamination.ref,
+                "overlap": self.contamination.overlap},
+        }
 
 
 @dataclass
@@ -114,7 +164,9 @@ class Pipeline:
     """Runs one build against an engine. Stateless across runs: the store is the memory."""
 
     def __init__(self, settings: BuildSettings, engine: LLMEngine, store: RunStore,
-                 progress: StageProgress | None = None) -> None:
+                 progress: StageProgress | None = None, *,
+                 benchmarks: ContaminationIndex | None = None) -> None:
+        """``benchmarks``: the contamination index; loaded from the settings when None."""
         self.settings = settings
         self.engine = engine
         self.store = store
@@ -122,8 +174,19 @@ class Pipeline:
         self.relevance = RelevanceStage(engine, min_score=settings.min_relevance_score)
         self.rewrite = RewriteStage(engine)
         self.generate = GenerateStage(engine)
-        self.verify = VerifyStage(engine)
+        self.shape = ShapeStage()
+        self.verify = VerifyStage(engine, solves=settings.blind_solves,
+                                  sample_temperature=settings.self_consistency_temperature)
+        self.judge = JudgeStage(engine) if settings.second_answer_judge else None
         self.solve = SolveStage(engine, max_tries=settings.solve_tries)
+        self.grade = (GradeStage(engine, min_score=settings.min_solution_score)
+                      if settings.grade_solutions else None)
+        self.contamination = (ContaminationStage(benchmarks, drop=settings.drop_contaminated)
+                              if benchmarks is not None else None)
+        self._contamination_ready = asyncio.Event()
+        if self.contamination is not None:
+            self._contamination_ready.set()
+        self.finder = NearDuplicateFinder(settings.near_duplicate_threshold, settings.shingle_size)
         self.place_stats = StageStats("placement")
         self.dedupe_stats = StageStats("dedupe")
         self.slot_stats: Counter[str] = Counter()
@@ -138,6 +201,25 @@ class Pipeline:
         span = self.stage_wall.setdefault(stage, [now, now])
         span[1] = now
 
+    def _allow_key_longest(self, slot: Slot) -> bool:
+        """Whether this slot may deliver a key that is the longest option (seeded, per slot)."""
+        share = self.settings.key_longest_max_share * KEY_LONGEST_ALLOWANCE
+        return seeded_rng("key-longest", self.settings.seed, slot.slot_id).random() < share
+
+    def _load_benchmarks(self) -> ContaminationIndex:
+        s = self.settings
+        return load_benchmarks(
+            s.source if s.contamination_check else None, s.contamination_against,
+            subjects=s.contamination_subjects or FINANCE_ADJACENT_SUBJECTS,
+            threshold=s.contamination_threshold, ngram=s.shingle_size,
+        )
+
+    async def _prepare_contamination(self) -> None:
+        if self.contamination is None:
+            index = await asyncio.to_thread(self._load_benchmarks)
+            self.contamination = ContaminationStage(index, drop=self.settings.drop_contaminated)
+        self._contamination_ready.set()
+
     def _difficulty(self, slot_key: str) -> Difficulty:
         easy, medium, _hard = self.settings.difficulty_mix
         total = sum(self.settings.difficulty_mix)
@@ -150,7 +232,8 @@ class Pipeline:
 
     async def _draft(self, slot: Slot, attempt: int, item_id: str) -> Any:
         if attempt == 0 and slot.source is not None:
-            result = await self.rewrite.run(slot.source.source, slot.topic, item_id)
+            result = await self.rewrite.run(slot.source.source, slot.topic, item_id,
+                                            slot.difficulty)
             self._mark("rewrite")
             return result
         await self._relevance_done.wait()  # few-shot examples are final only then
@@ -164,47 +247,88 @@ class Pipeline:
     async def fill_slot(self, slot: Slot, first_attempt: int = 0) -> Delivered | None:
         for attempt in range(first_attempt, self.settings.max_attempts_per_question):
             self.slot_stats["attempts"] += 1
-            item_id = f"{slot.slot_id}.{attempt}"
-            draft = await self._draft(slot, attempt, item_id)
-            if isinstance(draft, Dropped):
-                self._record_drop(item_id, "draft", draft)
-                continue
-            options, letter = place(draft, slot.letter, (self.settings.seed, item_id))
-            try:
-                item = McqItem(
-                    item_id=item_id, question=draft.question.strip(), options=options,  # type: ignore[arg-type]
-                    answer=letter, topic=slot.topic,  # type: ignore[arg-type]
-                    difficulty=draft.difficulty,
-                    origin="rewrite" if attempt == 0 and slot.source else "generate",
-                    source=slot.source.source if attempt == 0 and slot.source else None,
-                )
-            except ValidationError as exc:
-                self.place_stats.drop("invalid_item")
-                self._record_drop(item_id, "placement", Dropped("invalid_item", str(exc)))
-                continue
-            self.place_stats.keep()
-            verification = await self.verify.run(item)
-            self._mark("verify")
-            self.progress.advance("verify")
-            if isinstance(verification, Dropped):
-                self._record_drop(item_id, "verify", verification)
-                continue
-            solution = await self.solve.run(item)
-            self._mark("solve")
-            if isinstance(solution, Dropped):
-                self._record_drop(item_id, "solve", solution)
-                continue
-            delivered = Delivered(slot, attempt, item, verification, solution)
-            self.store.put_outcome(item_id, "deliver", "ok", reason=None,
-                                   payload=item.model_dump_json())
-            self.progress.advance("deliver")
-            return delivered
+            delivered = await self._attempt(slot, attempt, f"{slot.slot_id}.{attempt}")
+            if delivered is not None:
+                self.store.put_outcome(delivered.item.item_id, "deliver", "ok", reason=None,
+                                       payload=delivered.item.model_dump_json())
+                self.progress.advance("deliver")
+                return delivered
         self.slot_stats["exhausted"] += 1
         log.warning("slot %s: no acceptable question after %d attempts", slot.slot_id,
                     self.settings.max_attempts_per_question)
         return None
 
+    async def _attempt(self, slot: Slot, attempt: int, item_id: str) -> Delivered | None:
+        """One try at a slot: every stage in order; None (and the drop recorded) if one says no."""
+        draft = await self._draft(slot, attempt, item_id)
+        if isinstance(draft, Dropped):
+            self._record_drop(item_id, "draft", draft)
+            return None
+        options, letter = place(draft, slot.letter, (self.settings.seed, item_id))
+        question = draft.question.strip()
+        allow_longest = self._allow_key_longest(slot)
+        shape = self.shape.run(question, options, letter, allow_key_longest=allow_longest)
+        if shape is not None:
+            self._record_drop(item_id, "shape", shape)
+            return None
+        try:
+            item = McqItem(
+                item_id=item_id, question=question, options=options,
+                answer=letter, topic=slot.topic,
+                difficulty=draft.difficulty,
+                origin="rewrite" if attempt == 0 and slot.source else "generate",
+                source=slot.source.source if attempt == 0 and slot.source else None,
+            )
+        except ValidationError as exc:
+            self.place_stats.drop("invalid_item")
+            self._record_drop(item_id, "placement", Dropped("invalid_item", str(exc)))
+            return None
+        self.place_stats.keep()
+        await self._contamination_ready.wait()
+        assert self.contamination is not None  # set before the event
+        hit = self.contamination.run(item)
+        if isinstance(hit, Dropped):
+            self._record_drop(item_id, "contamination", hit)
+            return None
+        verification = await self.verify.run(item, slot.difficulty)
+        self._mark("verify")
+        self.progress.advance("verify")
+        if isinstance(verification, Dropped):
+            self._record_drop(item_id, "verify", verification)
+            return None
+        item = item.model_copy(update={"difficulty": verification.difficulty})
+        audit: DistractorAudit | None = None
+        repaired: tuple[str, ...] = ()
+        if self.judge is not None:
+            audited = await self.judge.run(item, lambda it: checks.shape_problems(
+                it.question, it.options, it.answer, allow_key_longest=allow_longest))
+            self._mark("judge")
+            if isinstance(audited, Dropped):
+                self._record_drop(item_id, "judge", audited)
+                return None
+            item, audit, repaired = audited.item, audited.audit, audited.repaired
+            if repaired:
+                self.store.put_outcome(item_id, "judge", "repaired",
+                                       reason="distractor_defensible",
+                                       payload=json.dumps({"letters": list(repaired)}))
+        solution = await self.solve.run(item)
+        self._mark("solve")
+        if isinstance(solution, Dropped):
+            self._record_drop(item_id, "solve", solution)
+            return None
+        grade: SolutionGrade | None = None
+        if self.grade is not None:
+            graded = await self.grade.run(item, solution, self.solve)
+            self._mark("grade")
+            if isinstance(graded, Dropped):
+                self._record_drop(item_id, "grade", graded)
+                return None
+            solution, grade = graded.solution, graded.grade
+        return Delivered(slot, attempt, item, verification, solution, audit=audit, grade=grade,
+                         contamination=hit, repaired=repaired)
+
     def _record_drop(self, item_id: str, stage: str, dropped: Dropped) -> None:
+        """Log and store why ``item_id`` stopped at ``stage``."""
         log.info("drop %s at %s: %s %s", item_id, stage, dropped.reason, dropped.detail)
         self.store.put_outcome(item_id, stage, "dropped", reason=dropped.reason,
                                payload=json.dumps({"detail": dropped.detail}, ensure_ascii=False))
@@ -287,7 +411,7 @@ class Pipeline:
                     results[slot.slot_id] = done
 
         workers = [slot_worker() for _ in range(max(2, s.concurrency * 2))]
-        await asyncio.gather(run_relevance(), *workers)
+        await asyncio.gather(self._prepare_contamination(), run_relevance(), *workers)
         await self._dedupe(results, unfilled)
 
         delivered = [results[k] for k in sorted(results)]
@@ -308,31 +432,41 @@ class Pipeline:
         # fall short; top up evenly so the count of slots stays exact.
         letters += balanced_sequence(total, (s.seed, "topup"))[: max(0, total - len(letters))]
         seeded_rng("generated-letters", s.seed).shuffle(letters)
+        # Difficulty targets: exactly the labels the mix still needs after the source slots.
+        levels = missing_difficulties(s.questions, s.difficulty_mix,
+                                      Counter(slot.difficulty for slot in admitted.values()))
+        levels += [self._difficulty(f"topup{i}") for i in range(max(0, total - len(levels)))]
+        seeded_rng("generated-difficulty", s.seed).shuffle(levels)
         slots: list[Slot] = []
         for topic in MARKET_TOPICS:
             for j in range(needed[topic]):
                 slot_id = f"g{MARKET_TOPICS.index(topic)}{j:06d}"
                 slots.append(Slot(slot_id=slot_id, topic=topic, letter=letters[len(slots)],
                                   index_in_topic=per_topic[topic] + j,
-                                  difficulty=self._difficulty(slot_id)))
+                                  difficulty=levels[len(slots)]))
         return slots
 
     async def _dedupe(self, results: dict[str, Delivered], unfilled: list[str]) -> None:
-        """Drop later exact duplicates (by normalised stem) and refill their slots; repeat."""
-        for _round in range(3):
-            seen: dict[str, str] = {}
-            losers: list[Delivered] = []
-            for slot_id in sorted(results):
-                stem = normalize_text(results[slot_id].item.question).casefold()
-                if stem in seen:
-                    losers.append(results[slot_id])
-                else:
-                    seen[stem] = slot_id
-            if not losers:
+        """Drop later exact and near duplicates (in slot order) and refill their slots; repeat.
+
+        Slot order, not completion order, decides which of two similar questions stays, so the
+        outcome is the same on every run and on resume.
+        """
+        for _round in range(DEDUPE_ROUNDS):
+            order = sorted(results)
+            texts = [question_text(results[k].item.question, results[k].item.options)
+                     for k in order]
+            duplicates = self.finder.find(texts)
+            if not duplicates:
                 return
+            losers: list[Delivered] = []
+            for dup in duplicates:
+                loser, winner = results[order[dup.index]], results[order[dup.of]]
+                self.dedupe_stats.drop(dup.reason)
+                self._record_drop(loser.item.item_id, "dedupe", Dropped(
+                    dup.reason, f"{dup.similarity:.2f} similar to {winner.item.item_id}"))
+                losers.append(loser)
             for loser in losers:
-                self.dedupe_stats.drop("duplicate_question")
-                self._record_drop(loser.item.item_id, "dedupe", Dropped("duplicate_question"))
                 del results[loser.slot.slot_id]
 
             async def refill(loser: Delivered) -> None:
@@ -346,9 +480,16 @@ class Pipeline:
 
     def _stats(self, quotas: dict[Topic, int], delivered: list[Delivered],
                n_sources: int) -> dict[str, Any]:
-        stages = {st.name: st.as_dict() for st in (
-            self.relevance.stats, self.rewrite.stats, self.generate.stats, self.place_stats,
-            self.verify.stats, self.solve.stats)}
+        contamination = self.contamination.stats if self.contamination else StageStats(
+            "contamination")
+        in_order = [self.relevance.stats, self.rewrite.stats, self.generate.stats,
+                    self.shape.stats, self.place_stats, contamination, self.verify.stats]
+        if self.judge is not None:
+            in_order.append(self.judge.stats)
+        in_order.append(self.solve.stats)
+        if self.grade is not None:
+            in_order.append(self.grade.stats)
+        stages = {st.name: st.as_dict() for st in in_order}
         self.dedupe_stats.kept = len(delivered)
         self.dedupe_stats.seen = len(delivered) + sum(self.dedupe_stats.dropped.values())
         stages["dedupe"] = self.dedupe_stats.as_dict()
@@ -357,7 +498,7 @@ class Pipeline:
         origins = Counter(d.item.origin for d in delivered)
         difficulty = Counter(d.item.difficulty.value if d.item.difficulty else "unknown"
                              for d in delivered)
-        return {
+        stats: dict[str, Any] = {
             "sources": n_sources,
             "stages": stages,
             "slots": {"target": self.settings.questions, **dict(self.slot_stats)},
@@ -366,5 +507,58 @@ class Pipeline:
             "letters": dict(sorted(letters.items())),
             "origins": dict(origins),
             "difficulty": dict(difficulty),
+            "quality": self._quality_stats(stages, delivered),
             "stage_wall_s": {k: round(v[1] - v[0], 3) for k, v in self.stage_wall.items()},
+        }
+        contamination_line = self._contamination_line(delivered)
+        if contamination_line is not None:  # absent: no benchmark was compared
+            stats["contamination"] = contamination_line
+        return stats
+
+    def _contamination_line(self, delivered: list[Delivered]) -> dict[str, Any] | None:
+        """A short contamination result for the dataset card (details are under quality)."""
+        if self.contamination is None or not len(self.contamination.index):
+            return None
+        flagged = sum(d.contamination is not None for d in delivered)
+        dropped = sum(self.contamination.stats.dropped.values())
+        status = "flagged" if flagged else ("dropped" if dropped else "clean")
+        return {"status": status, "overlaps": flagged, "dropped": dropped,
+                "threshold": self.settings.contamination_threshold,
+                "benchmarks": ", ".join(c["benchmark"]
+                                        for c in self.contamination.index.compared_against)}
+
+    def _quality_stats(self, stages: dict[str, Any], delivered: list[Delivered]) -> dict[str, Any]:
+        """The quality block: per-check drops and measurements over the delivered items."""
+        s = self.settings
+        items = [d.item for d in delivered]
+        usage = self.engine.meter.as_dict()
+        calls = sum(u["requests"] + u["cache_hits"] for u in usage.values())
+        flagged = [{"item_id": d.item.item_id, "benchmark": d.contamination.benchmark,
+                    "benchmark_item": d.contamination.ref, "overlap": d.contamination.overlap}
+                   for d in delivered if d.contamination is not None]
+        index = self.contamination.index.describe() if self.contamination else {}
+        return {
+            "checks": summary.drops_by_check(stages),
+            "answer_length_cue": summary.answer_length_cue(items, s.key_longest_max_share),
+            "negation_stems": summary.negation(items, s.negation_share_range),
+            "difficulty": delivered_shares([i.difficulty for i in items], s.difficulty_mix),
+            "solution_scores": summary.solution_scores([d.grade for d in delivered]),
+            "second_answer_judge": {
+                "enabled": self.judge is not None,
+                "model": self.engine.config.model_for("judge") if self.judge else None,
+                "repaired_delivered": sum(bool(d.repaired) for d in delivered),
+            },
+            "blind_solves": s.blind_solves,
+            "grading": {"enabled": self.grade is not None,
+                        "model": self.engine.config.model_for("grade") if self.grade else None,
+                        "min_score": s.min_solution_score},
+            "near_duplicates": {"threshold": s.near_duplicate_threshold,
+                                "shingle_size": s.shingle_size,
+                                "dropped": dict(self.dedupe_stats.dropped)},
+            "contamination": {**index, "drop": s.drop_contaminated,
+                              "flagged_delivered": len(flagged),
+                              "flagged_seen": self.contamination.flagged
+                              if self.contamination else 0,
+                              "items": flagged},
+            "calls_per_question": round(calls / max(1, len(delivered)), 3),
         }

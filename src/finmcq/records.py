@@ -4,9 +4,10 @@ Two kinds live here:
 
 * *Pipeline records* (``SourceQuestion``, ``McqItem``, ``Verification``, ``Solution``,
   ``TrainingPair``) carry data from stage to stage and into the output files.
-* *LLM reply schemas* (``RelevanceJudgment``, ``McqDraft``, ``BlindSolve``, ``SolutionDraft``)
-  are what a stage asks the LLM to return. The engine turns them into the JSON schema sent as
-  ``response_format``, so the prompt contract and the code that reads the reply cannot drift.
+* *LLM reply schemas* (``RelevanceJudgment``, ``McqDraft``, ``BlindSolve``, ``DistractorAudit``,
+  ``SolutionDraft``, ``SolutionGrade``) are what a stage asks the LLM to return. The engine turns
+  them into the JSON schema sent as ``response_format``, so the prompt contract and the code that
+  reads the reply cannot drift.
 
 Invariants (7 distinct options, a key in A–G, ...) sit in validators so that an invalid record
 cannot exist.
@@ -119,11 +120,15 @@ class McqItem(_Frozen):
 
 
 class Verification(_Frozen):
-    """Outcome of the verify stage for one item."""
+    """Outcome of the verify stage for one item, with the difficulty evidence it produced."""
 
     blind_answer: Letter | None
     passed: bool
     reasons: tuple[str, ...] = ()
+    blind_answers: tuple[Letter, ...] = Field((), description="every blind solve (k >= 1)")
+    generator_difficulty: Difficulty | None = None
+    solver_difficulty: tuple[Difficulty, ...] = ()
+    difficulty: Difficulty | None = Field(None, description="final label (generator + solver)")
 
 
 class Solution(_Frozen):
@@ -175,6 +180,31 @@ class BlindSolve(_Frozen):
 
     reasoning: NonEmpty = Field(description="핵심 근거 1~3문장")
     answer: Letter = Field(description="가장 알맞은 선택지의 알파벳")
+    difficulty: Difficulty = Field(
+        description="풀어 본 체감 난이도: 필요한 지식과 추론 단계 기준 (easy/medium/hard)"
+    )
+
+
+class DistractorReview(_Frozen):
+    letter: Letter
+    why_wrong: NonEmpty = Field(description="이 선택지가 정답이 아닌 구체적인 이유")
+    defensible: bool = Field(
+        description="해석에 따라 이 선택지도 정답으로 볼 여지가 있거나 틀린 이유를 분명히 댈 수 "
+        "없으면 true"
+    )
+    replacement: str | None = Field(
+        description="defensible이 true일 때만: 같은 문제에서 분명히 틀린 새 오답. 아니면 null"
+    )
+
+
+class DistractorAudit(_Frozen):
+    """정답 외 선택지 검수: 정답이 옳은지, 오답 6개가 각각 왜 틀렸는지."""
+
+    key_correct: bool = Field(description="출제자가 정한 정답이 문제 조건에서 옳으면 true")
+    key_reason: NonEmpty = Field(description="정답이 옳은(또는 옳지 않은) 이유 한두 문장")
+    distractor_reviews: list[DistractorReview] = Field(
+        description="정답을 뺀 선택지 6개 각각의 검토, 알파벳 순서대로"
+    )
 
 
 class OptionReview(_Frozen):
@@ -199,3 +229,19 @@ class SolutionDraft(_Frozen):
         if [r.letter for r in value] != list(LETTERS):
             raise ValueError("option_reviews must cover A..G once each, in order")
         return value
+
+
+Score = Annotated[int, Field(ge=1, le=5)]
+
+
+class SolutionGrade(_Frozen):
+    """해설 채점: 추론의 정확성, 7개 선택지 검토의 충실도, 금융 이론·실무 근거를 각각 1~5점."""
+
+    correctness: Score = Field(description="추론이 정확하고 정답에 논리적으로 도달하는가 (1~5)")
+    coverage: Score = Field(description="A~G 일곱 선택지를 모두 실제로 검토했는가 (1~5)")
+    grounding: Score = Field(description="금융 이론과 실무에 근거해 설명하는가 (1~5)")
+    feedback: NonEmpty = Field(description="가장 중요한 개선점 한두 문장")
+
+    @property
+    def lowest(self) -> int:
+        return min(self.correctness, self.coverage, self.grounding)

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
+from finmcq.fake.defects import DEFECT_KINDS, resolve_rates
+
 DEFAULT_MODELS: tuple[str, ...] = ("fake-finance-1", "gpt-4o-mini", "gpt-4o")
 
 
@@ -28,6 +30,10 @@ class FakeConfig:
     reject_json_schema: bool = False  # 400 for response_format json_schema; json_object works
     ignore_response_format: bool = False  # answer in prose instead of JSON
     honor_max_tokens: bool = True  # cut replies longer than max_tokens, finish_reason "length"
+    # Defect mode (finmcq.fake.defects): ``defect_rate`` is split evenly over the nine kinds;
+    # ``defect_rates`` sets kinds one by one (probability per eligible reply).
+    defect_rate: float = 0.0
+    defect_rates: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         rates = self.fault_rates()
@@ -39,6 +45,16 @@ class FakeConfig:
         if self.latency_ms < 0 or self.retry_after_s < 0 or self.hang_seconds < 0:
             raise ValueError("latency_ms, retry_after_s and hang_seconds must be >= 0")
         self.models = list(self.models)
+        self.defect_rates = dict(self.defect_rates)
+        self._defects = resolve_rates(self.defect_rate, self.defect_rates)
+
+    def defect_table(self) -> dict[str, float]:
+        """Every defect kind's rate (all zero unless defect mode is on)."""
+        return dict(self._defects)
+
+    @property
+    def defects_on(self) -> bool:
+        return any(self._defects.values())
 
     def fault_rates(self) -> dict[str, float]:
         """Fault kind -> probability, in the order the draw checks them."""
@@ -70,12 +86,30 @@ def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reject-json-schema", action="store_true")
     parser.add_argument("--ignore-response-format", action="store_true")
     parser.add_argument("--no-honor-max-tokens", dest="honor_max_tokens", action="store_false")
+    parser.add_argument("--defects", dest="defect_rate", type=float, default=0.0, metavar="RATE",
+                        help="defect mode: this share of answers is corrupted, split evenly over "
+                        f"the kinds ({', '.join(DEFECT_KINDS)})")
+    parser.add_argument("--defect", dest="defect_rates", action="append", default=[],
+                        metavar="KIND=RATE", help="rate of one defect kind (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace) -> FakeConfig:
     """Build a :class:`FakeConfig` from options added by :func:`add_fake_arguments`."""
     known = {f.name for f in fields(FakeConfig)}
-    return FakeConfig(**{k: v for k, v in vars(args).items() if k in known})
+    values = {k: v for k, v in vars(args).items() if k in known}
+    values["defect_rates"] = parse_defect_rates(values.get("defect_rates") or [])
+    return FakeConfig(**values)
+
+
+def parse_defect_rates(pairs: Sequence[str]) -> dict[str, float]:
+    """``["also_correct=0.05", ...]`` as a dict; ValueError names a malformed pair."""
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        kind, sep, rate = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--defect takes KIND=RATE, got {pair!r}")
+        rates[kind.strip()] = float(rate)
+    return rates
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

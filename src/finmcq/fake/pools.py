@@ -639,3 +639,39 @@ REVIEW_WRONG: tuple[str, ...] = (
     "틀린 설명이다. '{snip}'{eun} 핵심 정의를 잘못 적용했다.",
     "맞지 않는다. '{snip}'{eun} 지나치게 단정적이어서 일반적으로 성립하지 않는다.",
 )
+
+# Second-answer judge phrasing ({snip}: the option, {eun}: its 은/는).
+JUDGE_WRONG: tuple[str, ...] = (
+    "'{snip}'{eun} 핵심 개념의 방향을 거꾸로 서술하고 있어 정답이 될 수 없다.",
+    "'{snip}'{eun} 문제의 조건과 맞지 않는 진술이어서 답이 아니다.",
+    "'{snip}'{eun} 관련 이론이나 제도의 내용과 어긋나므로 정답으로 볼 여지가 없다.",
+    "'{snip}'{eun} 일반적으로 성립하지 않는 단정이어서 분명히 답이 아니다.",
+)
+JUDGE_DEFENSIBLE: tuple[str, ...] = (
+    "'{snip}'{eun} 그 자체로 옳은 진술이어서 정답과 함께 답으로 볼 수 있다.",
+    "'{snip}'{eun} 문제가 묻는 내용에 해당하므로 틀렸다고 보기 어렵다.",
+)
+GRADE_PRAISE: tuple[str, ...] = (
+    "각 선택지의 오류를 조금 더 구체적인 수치나 사례로 보여 주면 좋겠다.",
+    "정답 도출 과정에서 핵심 개념의 정의를 한 문장 더 밝히면 더 명확하다.",
+    "실무 연계 부분에 실제 시장 사례를 하나 덧붙이면 좋겠다.",
+)
+
+# Defect mode (finmcq.fake.defects): what a careless model writes.
+POSITIONAL_DISTRACTORS: tuple[str, ...] = (
+    "위의 보기 모두 옳다",
+    "정답 없음",
+    "위 선택지 중 둘 이상이 옳다",
+    "이상 모두 해당한다",
+    "A와 C 모두 옳다",
+)
+SKIPPED_REVIEWS: tuple[str, ...] = (
+    "생략한다.",
+    "위와 같다.",
+    "앞 선택지와 같은 이유로 틀리다.",
+)
+LEAK_SENTENCES: tuple[str, ...] = (
+    "일부 전문가는 '{key}'라고 설명한다.",
+    "회의에서는 {key}는 점이 먼저 언급되었다.",
+    "참고 자료에는 '{key}'라는 문장이 적혀 있다.",
+)

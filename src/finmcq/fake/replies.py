@@ -11,8 +11,17 @@ option, and no other option's code appears among the stem's 4-digit figures. A b
 answers the letter whose option's code is in the stem. Questions the fake did not write get a
 deterministic pseudo-random letter, i.e. sometimes a wrong one, like a real model.
 
-Hook for a later "defect mode": every task goes through :data:`TASK_BUILDERS`, so a defect layer
-can wrap one builder (or post-process its dict) without touching the others.
+The judge and grader are consistent with what the fake writes: every pooled statement is known
+to be true or false (:func:`statement_truth`), so the second-answer judge finds a distractor that
+is *also* correct (a true statement in a "which is correct?" stem) and nothing else; the grader
+reads the rendered solution and scores what is actually there.
+
+The fake follows its prompts where finmcq checks them: a generated or rewritten key is not the
+longest option when a longer distractor can be had, a requested difficulty is honoured.
+
+A generate reply depends on the topic, slot and attempt (and the request's sampling settings), not
+on the rest of the prompt, so the fake can reproduce any slot's question statelessly; defect mode
+(:mod:`finmcq.fake.defects`) uses that to write a near-duplicate of an earlier slot's question.
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from finmcq.fake import pools
+from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, MARKET_TOPICS, Difficulty, Topic, normalize_text
 
 try:  # finmcq's own near-identical check uses rapidfuzz; match it when it is installed
@@ -52,7 +62,8 @@ Builder = Callable[[Mapping[str, Any], "ReplyContext"], Reply]
 NEAR_IDENTICAL_RATIO = 92.0
 
 # Which stage a reply schema name belongs to, for requests without a recognisable task.
-SCHEMA_NAMES: tuple[str, ...] = ("RelevanceJudgment", "McqDraft", "BlindSolve", "SolutionDraft")
+SCHEMA_NAMES: tuple[str, ...] = ("RelevanceJudgment", "McqDraft", "BlindSolve", "SolutionDraft",
+                                  "DistractorAudit", "SolutionGrade")
 
 _FIGURE = re.compile(r"(?<![0-9])[0-9]{4}(?![0-9])")
 _INPUT_BLOCK = re.compile(r"<입력>\s*(.*?)\s*</입력>", re.DOTALL)
@@ -78,6 +89,9 @@ _NEGATIVE_QUESTION = re.compile(
     r"|부적절한|맞지\s*않는"
 )
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# A review that reviews nothing ("생략", "위와 같음"): what the grader marks as not covered.
+_SKIP_REVIEW = re.compile(r"생략|위와\s*같|같은\s*이유|마찬가지|상동")
+_REVIEW_LINE = re.compile(r"^([A-G])\. (.*)$", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,12 +125,25 @@ class ReplyContext:
     digest: str  # hex sha256 the rng was seeded from
     schema_name: str | None = None  # reply model the request asked for, when it said
     last_user: str = ""  # text of the last user message
+    salt: str = ""  # the request's sampling settings (model, seed, temperature)
 
 
 def context_for(digest: str, seed: int, schema_name: str | None = None,
-                last_user: str = "") -> ReplyContext:
+                last_user: str = "", salt: str = "") -> ReplyContext:
     """A :class:`ReplyContext` whose generator is seeded from ``digest`` (a hex sha256)."""
-    return ReplyContext(random.Random(int(digest[:16], 16)), seed, digest, schema_name, last_user)
+    return ReplyContext(random.Random(int(digest[:16], 16)), seed, digest, schema_name, last_user,
+                        salt)
+
+
+def semantic_context(ctx: ReplyContext, *parts: object) -> ReplyContext:
+    """``ctx`` with a generator seeded from ``parts`` and the sampling settings only.
+
+    Used where a reply must be reproducible from what it is about (a slot), not from the exact
+    prompt text around it.
+    """
+    key = "|".join(map(str, (ctx.seed, ctx.salt, *parts)))
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return replace(ctx, rng=random.Random(int(digest[:16], 16)), digest=digest)
 
 
 def _final_consonant(word: str) -> int:
@@ -287,6 +314,7 @@ def _finalize_distractors(correct: str, candidates: Iterable[str], figures: set[
     forbidden = set(figures) | {option_code(correct)}
     taken: list[str] = []
     folded = [_fold(correct)]
+    bare = {fold_text(correct)}  # finmcq's duplicate test: no spaces or punctuation
     for raw in candidates:
         if len(taken) == need:
             break
@@ -294,26 +322,58 @@ def _finalize_distractors(correct: str, candidates: Iterable[str], figures: set[
         if not text or is_positional(text):
             continue
         key = text.casefold()
-        if _near_any(key, folded, NEAR_IDENTICAL_RATIO):
+        if fold_text(text) in bare or _near_any(key, folded, NEAR_IDENTICAL_RATIO):
             continue
         for suffix in ("", *pools.ADAPT_SUFFIXES):
             if option_code(text + suffix) not in forbidden:
                 taken.append(text + suffix)
                 folded.append(key)
+                bare.add(fold_text(text + suffix))
                 break
     return taken
 
 
+def key_is_longest(correct: str, distractors: Sequence[str]) -> bool:
+    """Whether the key is strictly longer than every distractor (finmcq's answer-length cue)."""
+    return bool(distractors) and len(normalize_text(correct)) > max(
+        len(normalize_text(d)) for d in distractors)
+
+
+def _avoid_longest_key(correct: str, distractors: list[str], candidates: Sequence[str],
+                       figures: set[int]) -> list[str]:
+    """The prompt says the key must not be the longest option: swap the shortest distractor for a
+    longer safe candidate, or else spell out the longest distractor with a qualifier, as a model
+    asked for a longer distractor would."""
+    if not key_is_longest(correct, distractors):
+        return distractors
+    size = len(normalize_text(correct))
+    by_length = sorted(distractors, key=len, reverse=True)
+    tries = [(by_length[:-1], c) for c in candidates if len(normalize_text(c)) > size]
+    qualifiers = pools.ADAPT_SUFFIXES
+    tries += [(by_length[1:], by_length[0] + a + b)
+              for a in ("", *qualifiers) for b in qualifiers if a != b]
+    for kept, candidate in tries:
+        swapped = _finalize_distractors(correct, [*kept, candidate], figures,
+                                        need=len(distractors))
+        if len(swapped) == len(distractors) and not key_is_longest(correct, swapped):
+            return swapped
+    return distractors
+
+
 @lru_cache(maxsize=16)
-def _all_statements(exclude: Topic | None = None) -> tuple[str, ...]:
-    """Every pooled statement, the given topic's last: a last-resort distractor source."""
+def _all_statements(exclude: Topic | None = None, truth: bool | None = None) -> tuple[str, ...]:
+    """Every pooled statement (only those of ``truth`` when given), the given topic's last: a
+    last-resort distractor source. A distractor must have the truth value the stem does *not*
+    ask for, or it would be a second correct answer."""
     order = [t for t in MARKET_TOPICS if t is not exclude] + ([exclude] if exclude else [])
     out: list[str] = []
     for topic in order:
         pool = pools.TOPIC_POOLS.get(topic)
         if pool:
-            out.extend(pool.false)
-            out.extend(pool.true)
+            if truth is not True:
+                out.extend(pool.false)
+            if truth is not False:
+                out.extend(pool.true)
     return tuple(out)
 
 
@@ -433,8 +493,10 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         pick("task", pools.TASKS),
         frame,
     ))
-    candidates = [*others, *_all_statements(exclude=topic)]
-    distractors = _finalize_distractors(correct, candidates, stem_figures(stem))
+    candidates = [*others, *_all_statements(exclude=topic, truth=negative)]
+    figures = stem_figures(stem)
+    distractors = _finalize_distractors(correct, candidates, figures)
+    distractors = _avoid_longest_key(correct, distractors, candidates, figures)
     return {
         "question": stem,
         "correct_option": correct,
@@ -443,17 +505,25 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
     }
 
 
+def generate_request(item: Mapping[str, Any]) -> tuple[Topic | None, int, int]:
+    """``(topic, slot number, attempt)``: what a generate reply is a function of."""
+    attempt = item.get("attempt")
+    return (_topic_of(item.get("topic")), slot_number(item.get("slot")),
+            attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0)
+
+
+def generate_for(item: Mapping[str, Any], ctx: ReplyContext, slot: int, attempt: int) -> Reply:
+    """The generate reply for ``slot`` and ``attempt`` with this request's topic and subtopic."""
+    topic = _topic_of(item.get("topic"))
+    slot_ctx = semantic_context(ctx, "generate", topic.value if topic else "", slot, attempt)
+    return generate_draft(topic, _as_text(item.get("subtopic")),
+                          _difficulty_of(item.get("difficulty")), slot, attempt, slot_ctx)
+
+
 def build_generate(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     """McqDraft: a new question for the requested topic, subtopic and difficulty."""
-    attempt = item.get("attempt")
-    return generate_draft(
-        _topic_of(item.get("topic")),
-        _as_text(item.get("subtopic")),
-        _difficulty_of(item.get("difficulty")),
-        slot_number(item.get("slot")),
-        attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0,
-        ctx,
-    )
+    _topic, slot, attempt = generate_request(item)
+    return generate_for(item, ctx, slot, attempt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,7 +600,7 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
         fresh += [t for p in pools.TOPIC_POOLS.values() if p is not pool for t in p.terms]
     else:
         fresh = statements
-    candidates = [*wrong, *fresh, *_all_statements(exclude=topic)]
+    candidates = [*wrong, *fresh, *_all_statements(exclude=topic, truth=negative)]
 
     code = option_code(correct)
     key = correct.casefold()
@@ -544,11 +614,16 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
         if len(key) < 4 or key not in context.casefold():
             break
     stem = f"{context} {question}"
+    figures = stem_figures(stem)
+    distractors = _finalize_distractors(correct, candidates, figures)
+    distractors = _avoid_longest_key(correct, distractors, candidates, figures)
+    own = _rewrite_difficulty(question, options.values(), rng)
     return {
         "question": stem,
         "correct_option": correct,
-        "distractors": _finalize_distractors(correct, candidates, stem_figures(stem)),
-        "difficulty": _rewrite_difficulty(question, options.values(), rng).value,
+        "distractors": distractors,
+        # A requested difficulty (the slot's target) is followed, as the prompt asks.
+        "difficulty": (_difficulty_of(item.get("difficulty")) or own).value,
     }
 
 
@@ -557,24 +632,168 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
 # --------------------------------------------------------------------------------------------
 
 
+def _marked(question: str, options: Mapping[str, str]) -> list[str]:
+    figures = stem_figures(question)
+    return [letter for letter in LETTERS
+            if letter in options and option_code(options[letter]) in figures]
+
+
 def blind_answer(question: str, options: Mapping[str, str], rng: random.Random) -> str:
     """The letter whose option's code appears in the stem; else a seeded guess."""
-    figures = stem_figures(question)
-    letters = [letter for letter in LETTERS if letter in options]
-    marked = [letter for letter in letters if option_code(options[letter]) in figures]
+    marked = _marked(question, options)
     if len(marked) == 1:
         return marked[0]
+    letters = [letter for letter in LETTERS if letter in options]
     return rng.choice(marked or letters or list(LETTERS))
 
 
 def build_verify(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
-    """BlindSolve: answers the option the fake itself marked as correct when it wrote the stem."""
+    """BlindSolve: answers the option the fake itself marked as correct when it wrote the stem.
+
+    Its difficulty is its confidence: medium when exactly one option is marked, hard when it had
+    to guess (so a question it wrote never contradicts the label it was written for).
+    """
     options = _as_options(item.get("options"), LETTERS)
-    letter = blind_answer(_as_text(item.get("question")), options, ctx.rng)
+    question = _as_text(item.get("question"))
+    letter = blind_answer(question, options, ctx.rng)
     reasoning = ctx.rng.choice(pools.VERIFY_REASONS).format(
         letter=letter, snip=_snip(options.get(letter, "") or "해당 선택지")
     )
-    return {"reasoning": reasoning, "answer": letter}
+    sure = len(_marked(question, options)) == 1
+    difficulty = Difficulty.MEDIUM if sure else Difficulty.HARD
+    return {"reasoning": reasoning, "answer": letter, "difficulty": difficulty.value}
+
+
+# --------------------------------------------------------------------------------------------
+# judge (second answer)
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _truth_table() -> dict[str, bool]:
+    table: dict[str, bool] = {}
+    for pool in pools.TOPIC_POOLS.values():
+        table.update({_fold(t): True for t in pool.true})
+        table.update({_fold(f): False for f in pool.false})
+    for f in pools.GENERIC_FALSE:
+        table.setdefault(_fold(f), False)
+    return table
+
+
+def statement_truth(option: str) -> bool | None:
+    """True/False for a statement from the fake's pools (adaptation suffix ignored), else None."""
+    text = normalize_text(option)
+    for suffix in pools.ADAPT_SUFFIXES:
+        if text.endswith(suffix.strip()) and len(text) > len(suffix):
+            text = normalize_text(text[: -len(suffix.strip())])
+            break
+    return _truth_table().get(_fold(text))
+
+
+def is_negative_question(question: str) -> bool:
+    """Whether the stem asks for the wrong statement (the same test the writers use)."""
+    return bool(_NEGATIVE_QUESTION.search(question))
+
+
+def correct_statements(truth: bool, topic: Topic) -> list[str]:
+    """Pooled statements with this truth value, ``topic``'s first."""
+    order = [topic, *(t for t in MARKET_TOPICS if t is not topic)]
+    out: list[str] = []
+    for t in order:
+        pool = pools.TOPIC_POOLS.get(t)
+        if pool:
+            out.extend(pool.true if truth else pool.false)
+    if not truth:
+        out.extend(pools.GENERIC_FALSE)
+    return out
+
+
+def _replacement(question: str, options: Mapping[str, str], answer: str,
+                 taken: list[str]) -> str | None:
+    """A clearly wrong distractor for a repair: the opposite truth value of a correct option."""
+    key = options.get(answer, "")
+    wrong_truth = is_negative_question(question)  # positive stems need false statements
+    topic = keyword_score(question + " " + key).topic
+    topic = topic if topic in pools.TOPIC_POOLS else Topic.STRATEGY
+    figures = stem_figures(question) | {option_code(key)}
+    folded = [_fold(t) for t in taken]
+    bare = {fold_text(t) for t in taken}
+    candidates = correct_statements(wrong_truth, topic)
+    longer_first = sorted(candidates, key=lambda c: len(c) <= len(normalize_text(key)))
+    for candidate in longer_first:
+        if (option_code(candidate) in figures or fold_text(candidate) in bare
+                or _near_any(_fold(candidate), folded, NEAR_IDENTICAL_RATIO)):
+            continue
+        return candidate
+    return None
+
+
+def build_judge(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
+    """DistractorAudit: a distractor is defensible when it is a statement of the truth value the
+    stem asks for; a replacement of the opposite truth value is proposed for it."""
+    question = _as_text(item.get("question"))
+    options = _as_options(item.get("options"), LETTERS)
+    answer = _as_text(item.get("answer")).strip().upper()
+    wanted = not is_negative_question(question)
+    key_truth = statement_truth(options.get(answer, ""))
+    key_correct = key_truth is None or key_truth == wanted
+    taken = list(options.values())
+    reviews = []
+    for letter in LETTERS:
+        if letter == answer or letter not in options:
+            continue
+        truth = statement_truth(options[letter])
+        defensible = truth is not None and truth == wanted
+        replacement = _replacement(question, options, answer, taken) if defensible else None
+        if replacement:
+            taken.append(replacement)
+        snip = _snip(options[letter])
+        template = ctx.rng.choice(pools.JUDGE_DEFENSIBLE if defensible else pools.JUDGE_WRONG)
+        reviews.append({"letter": letter, "defensible": defensible, "replacement": replacement,
+                        "why_wrong": template.format(snip=snip, eun=particle(snip, "은", "는"))})
+    key_snip = _snip(options.get(answer, "") or "정답 선택지")
+    eun = particle(key_snip, "은", "는")
+    key_reason = (f"'{key_snip}'{eun} 문제의 조건과 관련 이론에 부합한다." if key_correct else
+                  f"'{key_snip}'{eun} 문제가 묻는 내용과 반대되는 진술이어서 정답이 될 수 없다.")
+    return {"key_correct": key_correct, "key_reason": key_reason, "distractor_reviews": reviews}
+
+
+# --------------------------------------------------------------------------------------------
+# grade (solution quality)
+# --------------------------------------------------------------------------------------------
+
+
+def _section(text: str, title: str) -> str:
+    start = text.find(f"[{title}]")
+    if start < 0:
+        return ""
+    body = text[start + len(title) + 2:]
+    end = body.find("\n[")
+    return body if end < 0 else body[:end]
+
+
+def build_grade(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
+    """SolutionGrade of the rendered solution: reviews present and real, conclusion, theory."""
+    solution = _as_text(item.get("solution"))
+    answer = _as_text(item.get("answer")).strip().upper()
+    reviews = dict(_REVIEW_LINE.findall(_section(solution, "선택지 검토")))
+    skipped = [letter for letter in LETTERS
+               if len(_fold(reviews.get(letter, "")).replace(" ", "")) < 6
+               or (_SKIP_REVIEW.search(reviews.get(letter, "")) and len(reviews[letter]) <= 30)]
+    coverage = max(1, 5 - len(skipped))
+    concluded = re.search(r"정답은 ([A-G])입니다", solution)
+    correctness = 5 if concluded and concluded.group(1) == answer else 1
+    theory = _section(solution, "이론 및 실무 연계")
+    grounded = keyword_score(theory).weight >= 2
+    grounding = 5 if len(theory) >= 80 and grounded else (3 if len(theory) >= 30 else 2)
+    if skipped:
+        feedback = f"{', '.join(skipped)} 선택지의 검토가 비어 있거나 다른 검토를 가리키기만 한다."
+    elif correctness < 5:
+        feedback = "결론의 알파벳이 정답과 다르다. 검토 결과와 결론을 일치시켜야 한다."
+    else:
+        feedback = ctx.rng.choice(pools.GRADE_PRAISE)
+    return {"correctness": correctness, "coverage": coverage, "grounding": grounding,
+            "feedback": feedback}
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,7 +853,9 @@ TASK_BUILDERS: dict[str, Builder] = {
     "rewrite": build_rewrite,
     "generate": build_generate,
     "verify": build_verify,
+    "judge": build_judge,
     "solve": build_solve,
+    "grade": build_grade,
 }
 
 
@@ -649,6 +870,10 @@ def build_generic(schema_name: str | None, text: str, ctx: ReplyContext) -> Repl
         return build_verify({"question": text, "options": {}}, ctx)
     if schema_name == "SolutionDraft":
         return build_solve({"question": text, "options": {}}, ctx)
+    if schema_name == "DistractorAudit":
+        return build_judge({"question": text, "options": {}}, ctx)
+    if schema_name == "SolutionGrade":
+        return build_grade({"solution": text}, ctx)
     return {"echo": text}
 
 

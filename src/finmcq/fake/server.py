@@ -6,6 +6,8 @@ Endpoints:
   per :class:`~finmcq.fake.config.FakeConfig`.
 * ``GET /v1/models`` and ``GET /v1/models/{id}`` – the configured models.
 * ``GET /_fake/stats``, ``POST /_fake/reset``, ``GET /_fake/health`` – for tests and benchmarks.
+* ``GET /_fake/defects`` – in defect mode, every corrupted reply served (kind, task, fingerprint;
+  see :mod:`finmcq.fake.defects`).
 
 Determinism: the reply content depends only on the canonical request JSON (sorted keys) and the
 server seed. A fault draw additionally depends on how many times this server has already seen
@@ -28,9 +30,12 @@ from typing import Any
 
 from aiohttp import web
 
+from finmcq.fake.batch import add_batch_routes
 from finmcq.fake.config import FakeConfig
+from finmcq.fake.defects import Corruption, corrupt_draft, corrupt_solution, draw
 from finmcq.fake.replies import (
     SCHEMA_NAMES,
+    ReplyContext,
     build_reply,
     context_for,
     extract_item,
@@ -60,6 +65,14 @@ class FakeState:
         self.peak_in_flight = self.in_flight
         self.seen: dict[str, int] = {}  # body sha256 -> times received (drives fault draws)
         self.succeeded: Counter[str] = Counter()  # body sha256 -> 200s with usable JSON
+        self.defects: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, fingerprint) -> record
+
+    def record_defect(self, corruption: Corruption) -> None:
+        """Remember a corrupted reply that was served (a resend of the same one counts once)."""
+        self.defects.setdefault((corruption.kind, corruption.fingerprint), corruption.as_dict())
+
+    def defect_counts(self) -> dict[str, int]:
+        return dict(Counter(kind for kind, _ in self.defects))
 
     def enter(self) -> None:
         self.requests += 1
@@ -79,6 +92,7 @@ class FakeState:
             "distinct_bodies": len(self.seen),
             "succeeded_bodies": dict(self.succeeded),
             "duplicate_successes": sum(n - 1 for n in self.succeeded.values() if n > 1),
+            "defects": self.defect_counts(),
         }
 
 
@@ -169,6 +183,17 @@ def _model_not_found(model: object) -> web.Response:
                   "invalid_request_error", "model_not_found")
 
 
+def _corrupt(task: str, item: dict[str, Any], reply: dict[str, Any], ctx: ReplyContext,
+             config: FakeConfig) -> tuple[dict[str, Any], Corruption | None]:
+    """Defect mode: maybe corrupt a draft or a solution (see finmcq.fake.defects)."""
+    rates = config.defect_table()
+    if task in ("generate", "rewrite") and "correct_option" in reply:
+        return corrupt_draft(task, item, reply, ctx, rates)
+    if task == "solve" and "option_reviews" in reply:
+        return corrupt_solution(reply, ctx, rates)
+    return reply, None
+
+
 # --------------------------------------------------------------------------------------------
 # Handlers
 # --------------------------------------------------------------------------------------------
@@ -252,12 +277,22 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
 
     seed = config.seed
     digest = hashlib.sha256(canonical + f"\x00{seed}".encode()).hexdigest()
-    ctx = context_for(digest, seed, _schema_name(body, messages), last_user)
-    _, reply = build_reply(item, ctx)
+    salt = json.dumps([model, body.get("seed"), body.get("temperature")])
+    ctx = context_for(digest, seed, _schema_name(body, messages), last_user, salt)
+    task, reply = build_reply(item, ctx)
+    corruption: Corruption | None = None
+    if config.defects_on and item is not None:
+        reply, corruption = _corrupt(task, item, reply, ctx, config)
 
     usable = not config.ignore_response_format
     content = json.dumps(reply, ensure_ascii=False) if usable else to_prose(reply)
     finish = "stop"
+    rates = config.defect_table()
+    if fault is None and rates["invalid_json"] and draw(
+            rates, ("invalid_json",), "reply", seed, body_hash, nth) is not None:
+        fault = "malformed"  # the defect is the same cut-off reply as the transport fault
+        corruption = Corruption("invalid_json", task, f"{body_hash[:16]}#{nth}")
+        state.record_defect(corruption)
     if fault == "malformed":
         content = content[: max(1, len(content) * 2 // 3)]  # a strict prefix: never valid JSON
         usable = False
@@ -271,6 +306,8 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
         finish, usable = "length", False
     if usable:
         state.succeeded[body_hash] += 1
+        if corruption is not None:
+            state.record_defect(corruption)  # only a reply finmcq can use is a served defect
 
     prompt_chars = sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
     prompt_tokens = _tokens(prompt_chars)
@@ -330,6 +367,12 @@ async def _stats(request: web.Request) -> web.Response:
     return _json(request.app[STATE_KEY].snapshot())
 
 
+async def _defects(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _json({"counts": state.defect_counts(), "items": list(state.defects.values()),
+                  "rates": state.config.defect_table()})
+
+
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return _json({"ok": True})
@@ -347,8 +390,10 @@ def create_app(config: FakeConfig | None = None, state: FakeState | None = None)
     app.router.add_get("/v1/models", _list_models)
     app.router.add_get("/v1/models/{model}", _get_model)
     app.router.add_get("/_fake/stats", _stats)
+    app.router.add_get("/_fake/defects", _defects)
     app.router.add_post("/_fake/reset", _reset)
     app.router.add_get("/_fake/health", _health)
+    add_batch_routes(app)  # /v1/files, /v1/batches (fake/batch.py)
     app.router.add_route("*", "/v1/{tail:.*}", _unknown_route)
     return app
 
@@ -469,6 +514,16 @@ class FakeLLMServer:
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters (same document as ``GET /_fake/stats``)."""
         return self._call(self.state.snapshot)  # type: ignore[no-any-return]
+
+    def defects(self) -> dict[str, Any]:
+        """Every corrupted reply served so far (same document as ``GET /_fake/defects``)."""
+
+        def document() -> dict[str, Any]:
+            return {"counts": self.state.defect_counts(),
+                    "items": list(self.state.defects.values()),
+                    "rates": self.state.config.defect_table()}
+
+        return self._call(document)  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         """Zero the counters, as ``POST /_fake/reset`` does."""

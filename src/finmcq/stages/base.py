@@ -34,7 +34,11 @@ class PromptTemplate:
     def messages(self, payload: dict[str, Any]) -> tuple[dict[str, str], ...]:
         # Static instructions and few-shot examples first, the item last: this order lets
         # providers' automatic prompt caching reuse the shared prefix across items.
-        block = "<입력>\n" + json.dumps(payload, ensure_ascii=False, indent=1) + "\n</입력>"
+        # "<" and ">" are escaped (still valid JSON, same text once decoded) so that source
+        # text can never close the data block and smuggle in instructions.
+        data = json.dumps(payload, ensure_ascii=False, indent=1)
+        data = data.replace("<", "\\u003c").replace(">", "\\u003e")
+        block = "<입력>\n" + data + "\n</입력>"
         return (
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user.replace("{input}", block)},
@@ -46,7 +50,7 @@ _HEADER = re.compile(r"^---\n(?P<meta>.*?)\n---\n", re.S)
 
 @cache
 def load_prompt(name: str) -> PromptTemplate:
-    """Read ``prompts/{name}.md``: a front-matter header, then ``=== system ===`` / ``=== user ===``."""
+    """Read ``prompts/{name}.md``: front matter, then ``=== system ===`` / ``=== user ===``."""
     text = resources.files("finmcq.prompts").joinpath(f"{name}.md").read_text("utf-8")
     match = _HEADER.match(text)
     if not match:
@@ -115,7 +119,7 @@ class LLMStage(Generic[Reply]):
         self.stats = stats or StageStats(self.name)
 
     async def ask(self, payload: dict[str, Any], item_id: str, *,
-                  seed: int | None = None) -> Reply | Dropped:
+                  seed: int | None = None, temperature: float | None = None) -> Reply | Dropped:
         """One validated reply for ``payload``, or ``Dropped('llm_failed')``."""
         request: LLMRequest[Any] = LLMRequest(
             stage=self.name,
@@ -123,10 +127,11 @@ class LLMStage(Generic[Reply]):
             schema=self.reply_model,
             item_id=item_id,
             seed=seed,
+            temperature=temperature,
         )
         try:
             result = await self.engine.call(request)
         except LLMCallFailed as exc:
             return Dropped(f"llm_failed:{exc.cause}", str(exc))
-        reply: Reply = result.value  # type: ignore[assignment]
+        reply: Reply = result.value
         return reply

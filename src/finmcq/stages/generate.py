@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from finmcq.records import Difficulty, McqDraft, SourceQuestion, Topic
 from finmcq.stages.base import Dropped, LLMStage
-from finmcq.stages.placement import draft_problems
 
 
 class GenerateStage(LLMStage[McqDraft]):
+    """Asks for a new draft; its leak and shape checks run in the shape stage, after placement."""
+
     name = "generate"
     prompt_name = "generate"
     reply_model = McqDraft
@@ -35,10 +36,6 @@ class GenerateStage(LLMStage[McqDraft]):
                   attempt: int, examples: Sequence[SourceQuestion]) -> McqDraft | Dropped:
         payload = self.payload(topic, subtopic, difficulty, slot_id, attempt, examples)
         reply = await self.ask(payload, f"{slot_id}.{attempt}")
-        if not isinstance(reply, Dropped):
-            problem = draft_problems(reply)
-            if problem:
-                reply = Dropped(problem)
         if isinstance(reply, Dropped):
             self.stats.drop(reply.reason)
         else:

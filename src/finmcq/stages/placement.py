@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import random
 
-from finmcq import checks
 from finmcq.records import LETTERS, McqDraft
 
 
@@ -27,14 +26,6 @@ def place(draft: McqDraft, letter: str, seed: object) -> tuple[tuple[str, ...], 
     index = LETTERS.index(letter)
     options = [*distractors[:index], draft.correct_option.strip(), *distractors[index:]]
     return tuple(options), letter
-
-
-def draft_problems(draft: McqDraft) -> str | None:
-    """Deterministic checks that do not depend on placement."""
-    options = [draft.correct_option, *draft.distractors]
-    return checks.option_problems(options) or checks.stem_problems(
-        draft.question, draft.correct_option
-    )
 
 
 def letter_targets(total: int, seed: object) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from finmcq import checks
 from finmcq.records import RelevanceJudgment, SourceQuestion, Topic
 from finmcq.stages.base import Dropped, LLMStage
 
@@ -33,8 +34,12 @@ class RelevanceStage(LLMStage[RelevanceJudgment]):
         }
 
     async def run(self, source: SourceQuestion) -> Judged | Dropped:
-        reply = await self.ask(self.payload(source), source.uid)
-        verdict = reply if isinstance(reply, Dropped) else self.keep(source, reply)
+        hostile = checks.instruction_problems([source.question, *source.options])
+        if hostile:  # never send it on, never pay for it
+            verdict: Judged | Dropped = Dropped(hostile, "instructions to the model in the source")
+        else:
+            reply = await self.ask(self.payload(source), source.uid)
+            verdict = reply if isinstance(reply, Dropped) else self.keep(source, reply)
         if isinstance(verdict, Dropped):
             self.stats.drop(verdict.reason)
         else:

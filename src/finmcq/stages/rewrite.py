@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from finmcq.records import McqDraft, SourceQuestion, Topic
+from finmcq.records import Difficulty, McqDraft, SourceQuestion, Topic
 from finmcq.stages.base import Dropped, LLMStage
-from finmcq.stages.placement import draft_problems
 
 
 class RewriteStage(LLMStage[McqDraft]):
+    """Asks for the draft; its leak and shape checks run in the shape stage, after placement."""
+
     name = "rewrite"
     prompt_name = "rewrite"
     reply_model = McqDraft
 
     @staticmethod
-    def payload(source: SourceQuestion, topic: Topic) -> dict[str, object]:
-        return {
+    def payload(source: SourceQuestion, topic: Topic,
+                difficulty: Difficulty | None = None) -> dict[str, object]:
+        payload: dict[str, object] = {
             "task": "rewrite",
             "subject": source.provenance.subject,
             "topic": topic.value,
@@ -22,13 +24,13 @@ class RewriteStage(LLMStage[McqDraft]):
             "options": dict(zip("ABCD", source.options, strict=True)),
             "answer": source.answer,
         }
+        if difficulty is not None:  # the slot's target: the rewrite adjusts to it
+            payload["difficulty"] = difficulty.value
+        return payload
 
-    async def run(self, source: SourceQuestion, topic: Topic, item_id: str) -> McqDraft | Dropped:
-        reply = await self.ask(self.payload(source, topic), item_id)
-        if not isinstance(reply, Dropped):
-            problem = draft_problems(reply)
-            if problem:
-                reply = Dropped(problem)
+    async def run(self, source: SourceQuestion, topic: Topic, item_id: str,
+                  difficulty: Difficulty | None = None) -> McqDraft | Dropped:
+        reply = await self.ask(self.payload(source, topic, difficulty), item_id)
         if isinstance(reply, Dropped):
             self.stats.drop(reply.reason)
         else:

@@ -37,7 +37,7 @@ class SolveStage(LLMStage[SolutionDraft]):
         self.max_tries = max_tries
 
     @staticmethod
-    def payload(item: McqItem, attempt: int) -> dict[str, object]:
+    def payload(item: McqItem, attempt: int, feedback: str | None = None) -> dict[str, object]:
         payload: dict[str, object] = {
             "task": "solve",
             "question": item.question,
@@ -46,22 +46,41 @@ class SolveStage(LLMStage[SolutionDraft]):
         }
         if attempt:
             payload["retry"] = attempt  # a different request, so a retry is not a cache hit
+        if feedback:
+            payload["feedback"] = feedback  # a grader's note on the previous solution
         return payload
 
+    @staticmethod
+    def problems(item: McqItem, reply: SolutionDraft) -> str | None:
+        """Deterministic checks: the right letter, no admitted key, every option reviewed."""
+        texts = [reply.analysis, reply.derivation, reply.theory,
+                 *(r.review for r in reply.option_reviews)]
+        return (checks.solution_problems(reply.final_answer, item.answer, texts)
+                or checks.review_problems([r.review for r in reply.option_reviews]))
+
     async def run(self, item: McqItem) -> Solution | Dropped:
+        """A solution for ``item``, counted as this stage's in/out."""
+        result = await self._solve(item)
+        if isinstance(result, Dropped):
+            self.stats.drop(result.reason)
+        else:
+            self.stats.keep()
+        return result
+
+    async def regenerate(self, item: McqItem, feedback: str) -> Solution | Dropped:
+        """A new solution after a grader rejected one; counted as a retry, not a new input."""
+        self.stats.retried["regenerated_after_grade"] += 1
+        return await self._solve(item, feedback)
+
+    async def _solve(self, item: McqItem, feedback: str | None = None) -> Solution | Dropped:
         last: Dropped = Dropped("solution_failed")
         for attempt in range(self.max_tries):
-            reply = await self.ask(self.payload(item, attempt), item.item_id)
+            reply = await self.ask(self.payload(item, attempt, feedback), item.item_id)
             if isinstance(reply, Dropped):
-                last = reply
-                break  # the engine already retried this request
-            texts = [reply.analysis, reply.derivation, reply.theory,
-                     *(r.review for r in reply.option_reviews)]
-            problem = checks.solution_problems(reply.final_answer, item.answer, texts)
+                return reply  # the engine already retried this request
+            problem = self.problems(item, reply)
             if problem is None:
-                self.stats.keep()
                 return Solution(text=render_solution(reply), final_answer=reply.final_answer)
             last = Dropped(problem)
-            self.stats.retried[problem] += 1
-        self.stats.drop(last.reason)
+            self.stats.retried[problem] += 1  # every rejected reply is counted once here
         return last

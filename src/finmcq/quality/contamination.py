@@ -1,0 +1,267 @@
+"""Benchmark contamination: does a delivered question overlap a benchmark's test question?
+
+The benchmark set is the KMMLU test split of the finance-adjacent subjects, read from the same
+``--source`` the run loads (hub id or local folder), plus any files the user names
+(``--contamination-against``: KMMLU-format CSV/JSONL, or JSON/JSONL/CSV/text files with a question
+per record or line, e.g. KRX sample sets). A bundled sample or a single-file source has no test
+split; then only the named files are used, and the stats say so.
+
+The measure is *overlap*: the share of a benchmark question's character n-gram shingles (folded as
+in :mod:`finmcq.quality.text`) that also occur in the delivered item (stem + options), taken for
+the benchmark's question with its options and for its stem alone (when the stem is specific
+enough to mean something on its own); the larger counts. A rewrite that keeps a test question
+inside a new market context overlaps almost fully, however long the context. Every shingle hash
+of every benchmark question sits in one sorted array, so a lookup is a few vectorised searches
+and the index costs ~12 bytes per shingle.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from finmcq.errors import InputError
+from finmcq.quality.text import DEFAULT_NGRAM, shingle_hashes
+
+log = logging.getLogger("finmcq.quality.contamination")
+
+FINANCE_ADJACENT_SUBJECTS: tuple[str, ...] = (
+    "Economics", "Management", "Accounting", "Taxation", "Marketing", "Real-Estate",
+)
+# Below this many shingles a benchmark question ("다음 중 옳은 것은?") matches anything.
+MIN_SHINGLES = 12
+# A stem compared on its own must be longer: short stems are generic ("…에 대한 설명으로 옳지
+# 않은 것은?") and would flag any question that asks the same way.
+MIN_STEM_SHINGLES = 30
+_TEXT_FIELDS = ("question", "prompt", "instruction", "input", "stem")
+_OPTION_FIELDS = ("A", "B", "C", "D", "E", "F", "G")
+
+
+@dataclass(frozen=True)
+class BenchmarkQuestion:
+    """One test question to compare against, with where it came from."""
+
+    benchmark: str  # e.g. "KMMLU/Economics/test" or a file name
+    ref: str  # row id within the benchmark
+    text: str  # question and options
+    stem: str = ""  # the question alone, when it has options
+
+
+@dataclass(frozen=True)
+class ContaminationHit:
+    """The benchmark question a delivered item overlaps most, and by how much."""
+
+    benchmark: str
+    ref: str
+    overlap: float
+
+
+@dataclass
+class ContaminationIndex:
+    """Benchmark questions by shingle, for overlap lookups."""
+
+    threshold: float = 0.5
+    ngram: int = DEFAULT_NGRAM
+    compared_against: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._refs: list[tuple[str, str]] = []
+        self._sizes: list[int] = []
+        self._hash_parts: list[npt.NDArray[np.uint64]] = []
+        self._doc_parts: list[npt.NDArray[np.int32]] = []
+        self._hashes: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._docs: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._dirty = False
+        self._questions = 0
+
+    def __len__(self) -> int:
+        return self._questions
+
+    def add(self, questions: Iterable[BenchmarkQuestion]) -> int:
+        """Index ``questions`` (too-short ones are skipped); returns how many were indexed."""
+        added = 0
+        for q in questions:
+            whole = shingle_hashes(q.text, self.ngram)
+            if whole.size < MIN_SHINGLES:
+                continue
+            self._add_doc(q, whole)
+            stem = shingle_hashes(q.stem, self.ngram) if q.stem else whole
+            if stem.size >= MIN_STEM_SHINGLES and stem.size < whole.size:
+                self._add_doc(q, stem)
+            added += 1
+        self._questions += added
+        self._dirty = self._dirty or added > 0
+        return added
+
+    def _add_doc(self, q: BenchmarkQuestion, hashes: npt.NDArray[np.uint64]) -> None:
+        doc = len(self._refs)
+        self._refs.append((q.benchmark, q.ref))
+        self._sizes.append(int(hashes.size))
+        self._hash_parts.append(hashes)
+        self._doc_parts.append(np.full(hashes.size, doc, dtype=np.int32))
+
+    def _freeze(self) -> None:
+        if not self._dirty:
+            return
+        hashes = np.concatenate([self._hashes, *self._hash_parts])
+        docs = np.concatenate([self._docs, *self._doc_parts])
+        order = np.argsort(hashes, kind="stable")
+        self._hashes, self._docs = hashes[order], docs[order]
+        self._hash_parts, self._doc_parts = [], []
+        self._dirty = False
+
+    def check(self, text: str) -> ContaminationHit | None:
+        """The most-overlapped benchmark question if its overlap reaches the threshold."""
+        if not self._refs:
+            return None
+        self._freeze()
+        query = shingle_hashes(text, self.ngram)
+        left = np.searchsorted(self._hashes, query, side="left")
+        right = np.searchsorted(self._hashes, query, side="right")
+        lengths = right - left
+        if not lengths.any():
+            return None
+        # Every posting of every shared shingle: start offsets repeated, plus a running index.
+        starts = np.repeat(left, lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        shared = np.bincount(self._docs[starts + offsets], minlength=len(self._refs))
+        overlap = shared / np.asarray(self._sizes, dtype=np.float64)
+        best = int(np.argmax(overlap))  # ties: the first indexed, so the result is stable
+        if overlap[best] < self.threshold:
+            return None
+        benchmark, ref = self._refs[best]
+        return ContaminationHit(benchmark, ref, round(float(overlap[best]), 4))
+
+    def describe(self) -> dict[str, Any]:
+        """What the index holds, for the stats."""
+        return {
+            "threshold": self.threshold,
+            "ngram": self.ngram,
+            "compared_against": self.compared_against,
+            "questions": len(self),
+            "notes": self.notes,
+        }
+
+
+def item_text(question: str, options: Sequence[str]) -> str:
+    """The text of an item or benchmark question as contamination compares it."""
+    return "\n".join([question, *options])
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _is_single_file(source: str) -> bool:
+    if source.strip() == "sample":
+        return True
+    path = Path(source).expanduser()
+    return path.is_file()
+
+
+def _from_source(source: str, subjects: Sequence[str]) -> tuple[list[BenchmarkQuestion],
+                                                                list[dict[str, Any]], list[str]]:
+    """KMMLU test questions of ``subjects`` from a hub id or a local folder in the hub layout."""
+    from finmcq.sources import load_source  # heavy import (datasets), only when needed
+
+    found: list[BenchmarkQuestion] = []
+    described: list[dict[str, Any]] = []
+    notes: list[str] = []
+    if _is_single_file(source):
+        notes.append(f"source {source!r} is a single file or the bundled sample: it has no KMMLU "
+                     "test split, so only --contamination-against files were compared")
+        return found, described, notes
+    for subject in subjects:
+        try:
+            rows = load_source(source, [subject], ["test"], deduplicate=False)
+        except InputError as exc:
+            notes.append(f"KMMLU {subject} test split not available from {source}: {exc}")
+            continue
+        except Exception as exc:  # e.g. no network for a hub id: report, do not fail the build
+            notes.append(f"KMMLU {subject} test split could not be loaded from {source}: {exc}")
+            continue
+        name = f"KMMLU/{subject}/test"
+        found.extend(BenchmarkQuestion(name, q.uid, item_text(q.question, q.options),
+                                       q.question) for q in rows)
+        described.append({"benchmark": name, "source": source, "questions": len(rows)})
+    return found, described, notes
+
+
+def _records_of(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON / JSONL / CSV file, or one record per non-empty line of a text file."""
+    text = path.read_text("utf-8-sig")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if suffix == ".json":
+        data = json.loads(text)
+        rows = data if isinstance(data, list) else data.get("data", data.get("rows", [data]))
+        return [r if isinstance(r, dict) else {"question": str(r)} for r in rows]
+    if suffix in (".csv", ".tsv"):
+        return list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+    return [{"question": line} for line in text.splitlines() if line.strip()]
+
+
+def _lenient(path: Path) -> list[BenchmarkQuestion]:
+    """Questions from a file that is not in KMMLU's columns (e.g. a KRX sample set)."""
+    out: list[BenchmarkQuestion] = []
+    for row, record in enumerate(_records_of(path)):
+        if not isinstance(record, dict):
+            continue
+        stem = next((str(record[k]) for k in _TEXT_FIELDS if record.get(k)), "")
+        options = [str(record[k]) for k in _OPTION_FIELDS if record.get(k)]
+        if stem:
+            out.append(BenchmarkQuestion(path.name, f"{path.name}/{row}",
+                                         item_text(stem, options), stem))
+    return out
+
+
+def _from_file(path: Path) -> list[BenchmarkQuestion]:
+    from finmcq.sources import load_source
+
+    try:
+        rows = load_source(path, deduplicate=False)
+    except InputError:
+        return _lenient(path)
+    return [BenchmarkQuestion(path.name, q.uid, item_text(q.question, q.options), q.question)
+            for q in rows]
+
+
+def load_benchmarks(source: str | None, extra: Sequence[Path], *,
+                    subjects: Sequence[str] = FINANCE_ADJACENT_SUBJECTS, threshold: float = 0.5,
+                    ngram: int = DEFAULT_NGRAM) -> ContaminationIndex:
+    """The contamination index for a run; never raises for a missing benchmark, it notes it.
+
+    ``source`` None skips the KMMLU test splits (only ``extra`` files are used). A named file that
+    cannot be read is an ``InputError``: the user asked for it explicitly.
+    """
+    index = ContaminationIndex(threshold=threshold, ngram=ngram)
+    if source is not None:
+        questions, described, notes = _from_source(source, subjects)
+        index.add(questions)
+        index.compared_against.extend(described)
+        index.notes.extend(notes)
+    for path in extra:
+        try:
+            questions = _from_file(Path(path))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read contamination file {path}: {exc}",
+                             fix="Give a KMMLU-format CSV/JSONL, a JSON/JSONL/CSV file with a "
+                             "'question' field, or a text file with one question per line"
+                             ) from exc
+        added = index.add(questions)
+        index.compared_against.append({"benchmark": Path(path).name, "source": str(path),
+                                       "questions": added})
+    for note in index.notes:
+        log.warning("contamination check: %s", note)
+    return index

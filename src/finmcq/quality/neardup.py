@@ -1,0 +1,189 @@
+"""Near-duplicate detection among the questions of a run, deterministic in the given order.
+
+Each text gets a MinHash signature (datasketch) of its character n-gram shingles
+(:mod:`finmcq.quality.text`). The signature is cut into bands; texts that agree on a whole band
+are *candidates* (locality-sensitive hashing), and every candidate pair is confirmed by the exact
+Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at, never the
+verdict. Only the band keys are kept per text (``bands × 8`` bytes); candidates come from
+sorting each band column, per text only the nearest few per band and, of those, the few sharing
+the most bands, so time and memory stay linear even for 100,000 templated questions.
+
+:meth:`NearDuplicateFinder.find` walks the texts in order: a text that duplicates an earlier
+text that was itself kept is a duplicate; the first of a group always survives. The result is a
+function of the texts and their order only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from datasketch import MinHash
+
+from finmcq.quality.text import DEFAULT_NGRAM, fold_text, jaccard, shingles
+
+NUM_PERM = 128
+MIN_RECALL_AT_THRESHOLD = 0.98
+# A stem this short ("다음 중 옳은 것은?") says little on its own: its options join the text.
+SHORT_STEM_CHARS = 40
+# Work per text is bounded: per band the few nearest earlier texts with the same key, and of
+# those the few sharing most bands are confirmed exactly.
+NEIGHBOURS_PER_BAND = 3
+CANDIDATES_PER_TEXT = 4
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Text ``index`` repeats the earlier text ``of`` (exactly, or with this similarity)."""
+
+    index: int
+    of: int
+    similarity: float
+    exact: bool
+
+    @property
+    def reason(self) -> str:
+        """The drop reason the stats count this under."""
+        return "duplicate_question" if self.exact else "near_duplicate_question"
+
+
+def question_text(question: str, options: Sequence[str]) -> str:
+    """What near-duplicate detection compares for one item: the stem, or stem + options if short.
+
+    Generated items of one topic share many options by design, so options would make unrelated
+    questions look alike; but two items with a generic one-line stem differ only in options.
+    """
+    if len(fold_text(question)) >= SHORT_STEM_CHARS:
+        return question
+    return " ".join([question, *sorted(options)])
+
+
+def lsh_rows(threshold: float, num_perm: int = NUM_PERM) -> int:
+    """Rows per band: the most that still make a pair at ``threshold`` a candidate 98 % of the time.
+
+    More rows per band means fewer false candidates; the exact confirmation removes those anyway,
+    so recall at the threshold is what matters.
+    """
+    best = 1
+    for rows in range(1, 17):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= MIN_RECALL_AT_THRESHOLD:
+            best = rows
+    return best
+
+
+class NearDuplicateFinder:
+    """Finds duplicates among texts; signatures are cached by text across calls."""
+
+    def __init__(self, threshold: float = 0.6, ngram: int = DEFAULT_NGRAM,
+                 num_perm: int = NUM_PERM) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self.ngram = ngram
+        self.num_perm = num_perm
+        self.rows = lsh_rows(threshold, num_perm)
+        self.bands = num_perm // self.rows
+        seed_hash = MinHash(num_perm=num_perm, seed=1)
+        self._permutations = seed_hash.permutations  # computed once, reused for every text
+        scheme = getattr(seed_hash, "scheme", None)  # datasketch >= 2 needs it restated
+        self._scheme_kw: dict[str, object] = {"scheme": scheme} if scheme else {}
+        self._keys: dict[str, bytes] = {}
+        # Band keys mix the rows of a band with these odd multipliers (wrapping uint64).
+        with np.errstate(over="ignore"):
+            self._mix = (np.arange(1, self.rows + 1, dtype=np.uint64)
+                         * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+        # Only candidate pairs need shingle sets; a small cache keeps memory flat at any size.
+        self._shingles = lru_cache(maxsize=1024)(self._shingle_set)
+
+    def _shingle_set(self, text: str) -> frozenset[str]:
+        return shingles(text, self.ngram)
+
+    def band_keys(self, text: str) -> bytes:
+        """The LSH band keys of ``text`` (``bands`` uint64 values), cached."""
+        cached = self._keys.get(text)
+        if cached is not None:
+            return cached
+        minhash = MinHash(num_perm=self.num_perm, permutations=self._permutations,
+                          **self._scheme_kw)
+        minhash.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.ngram))])
+        values = np.asarray(minhash.hashvalues, dtype=np.uint64)[: self.bands * self.rows]
+        with np.errstate(over="ignore"):  # wrapping multiplication is the point
+            keys = (values.reshape(self.bands, self.rows) * self._mix).sum(axis=1,
+                                                                          dtype=np.uint64)
+        packed: bytes = keys.astype(np.uint64).tobytes()
+        self._keys[text] = packed
+        return packed
+
+    def forget(self, keep: Sequence[str]) -> None:
+        """Drop cached signatures of texts not in ``keep`` (e.g. questions no longer delivered)."""
+        wanted = set(keep)
+        self._keys = {t: k for t, k in self._keys.items() if t in wanted}
+
+    def _previous(self, texts: Sequence[str]) -> npt.NDArray[np.int32]:
+        """For every band and text, the nearest earlier texts sharing that band's key.
+
+        Row ``band * NEIGHBOURS_PER_BAND + (d - 1)`` holds, per text, the ``d``-th nearest earlier
+        text with the same key in that band, or -1. Bounded by design: a corpus of templated
+        questions collides in many bands with many texts, and a true near duplicate collides in
+        so many bands that its partner is found among the nearest ones anyway.
+        """
+        n = len(texts)
+        keys: npt.NDArray[np.uint64] = np.frombuffer(
+            b"".join(self.band_keys(t) for t in texts), dtype=np.uint64).reshape(n, self.bands)
+        previous = np.full((self.bands * NEIGHBOURS_PER_BAND, n), -1, dtype=np.int32)
+        positions = np.arange(n, dtype=np.int32)
+        for band in range(self.bands):
+            order = np.lexsort((positions, keys[:, band]))  # by key, then by position
+            ordered = keys[order, band]
+            for d in range(1, NEIGHBOURS_PER_BAND + 1):
+                same = ordered[d:] == ordered[:-d]  # sorted: equal ends mean an equal run
+                previous[band * NEIGHBOURS_PER_BAND + d - 1, order[d:][same]] = order[:-d][same]
+        return previous
+
+    def _candidates(self, previous: npt.NDArray[np.int32], index: int) -> list[int]:
+        """The earlier texts most often sharing a band with text ``index`` (most first)."""
+        column = previous[:, index]
+        column = column[column >= 0]
+        if not column.size:
+            return []
+        values, counts = np.unique(column, return_counts=True)
+        ranked = sorted(zip(counts.tolist(), values.tolist(), strict=True),
+                        key=lambda pair: (-pair[0], pair[1]))
+        return [int(value) for _count, value in ranked[:CANDIDATES_PER_TEXT]]
+
+    def find(self, texts: Sequence[str]) -> list[Duplicate]:
+        """Every text that repeats an earlier *kept* text, in order."""
+        first_of: dict[str, int] = {}
+        previous = self._previous(texts) if len(texts) > 1 else None
+        dropped: set[int] = set()
+        found: list[Duplicate] = []
+        for index, text in enumerate(texts):
+            folded = fold_text(text)
+            earlier = first_of.get(folded)
+            if earlier is not None:
+                found.append(Duplicate(index, earlier, 1.0, exact=True))
+                dropped.add(index)
+                continue
+            candidates = self._candidates(previous, index) if previous is not None else []
+            duplicate = self._near(index, texts, candidates, dropped)
+            if duplicate is None:
+                first_of[folded] = index
+            else:
+                found.append(duplicate)
+                dropped.add(index)
+        return found
+
+    def _near(self, index: int, texts: Sequence[str], candidates: Sequence[int],
+              dropped: set[int]) -> Duplicate | None:
+        """The first kept candidate (most band collisions first) similar enough to it."""
+        for other in candidates:
+            if other in dropped:
+                continue
+            similarity = jaccard(self._shingles(texts[index]), self._shingles(texts[other]))
+            if similarity >= self.threshold:
+                return Duplicate(index, other, round(similarity, 4), exact=False)
+        return None

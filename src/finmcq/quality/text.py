@@ -1,0 +1,71 @@
+"""Folding Korean text for comparison, and character n-gram shingles.
+
+Word tokenisers built for English drop or split Hangul badly, and Korean spacing is loose
+("가격 우선 원칙" and "가격우선원칙" are the same words), so finmcq compares *characters*:
+
+1. :func:`fold_text` applies Unicode NFKC (canonical composition as NFC does, so NFD jamo
+   sequences become syllables, plus compatibility forms: full-width digits and letters), casefolds,
+   and removes whitespace and "soft" punctuation (quotes, brackets, sentence marks). Marks that
+   change meaning in finance stay: ``%``, ``+``, ``-``, ``/``, currency signs, and the decimal point
+   between digits ("1.5%" must not fold to "15%"); thousands separators go ("1,000" = "1000").
+2. :func:`shingles` is the set of overlapping character n-grams of the folded text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_NGRAM = 4
+
+# Removed when folding: whitespace is handled separately; these carry no content.
+_SOFT_PUNCTUATION = frozenset(".,·・:;!?'\"“”‘’`()[]{}<>「」『』【】〈〉《》…~〜_*#|")
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_MINUS = str.maketrans({"−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-"})
+_KEPT_POINT = "\x00"  # stands in for a decimal point while soft punctuation is removed
+
+
+@lru_cache(maxsize=8192)  # options recur across items; stems do not, so a small cache suffices
+def fold_text(text: str) -> str:
+    """``text`` in the form finmcq compares: NFKC, casefolded, no spaces or soft punctuation."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_MINUS)
+    text = _THOUSANDS.sub("", text)
+    text = _DECIMAL_POINT.sub(_KEPT_POINT, text)
+    return "".join(ch for ch in text if _counts(ch)).replace(_KEPT_POINT, ".")
+
+
+def _counts(ch: str) -> bool:
+    """Whether a character survives folding (control and format characters do not)."""
+    if ch == _KEPT_POINT:
+        return True
+    return not (ch.isspace() or ch in _SOFT_PUNCTUATION or unicodedata.category(ch)[0] == "C")
+
+
+def shingles(text: str, n: int = DEFAULT_NGRAM) -> frozenset[str]:
+    """The character ``n``-grams of the folded ``text`` (the whole folded text if shorter)."""
+    folded = fold_text(text)
+    if len(folded) <= n:
+        return frozenset((folded,)) if folded else frozenset()
+    return frozenset(folded[i:i + n] for i in range(len(folded) - n + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a ∩ b| / |a ∪ b|; 0 for two empty sets."""
+    if not a and not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> npt.NDArray[np.uint64]:
+    """Sorted unique stable 64-bit hashes of the shingles of ``text`` (same in every process)."""
+    values = sorted({
+        int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
+        for s in shingles(text, n)
+    })
+    return np.asarray(values, dtype=np.uint64)
