@@ -13,12 +13,14 @@ from typing import Any
 
 from finmcq import __version__
 from finmcq.config import BuildSettings
+from finmcq.engine.batch import BatchEngine
 from finmcq.engine.client import LLMEngine
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.progress import StageProgress
 from finmcq.engine.runlog import close_run_log, open_run_log, run_timestamp
 from finmcq.engine.store import RunStore
 from finmcq.errors import FinmcqError
+from finmcq.estimate import Estimate, compare, estimate_with_history
 from finmcq.output import (
     pause_for_test,
     remove_stale_temp_files,
@@ -71,7 +73,13 @@ async def _build(settings: BuildSettings, sources: list[Any],
     engine: LLMEngine | None = None
     try:
         prices = PriceTable.load(settings.prices)
-        engine = LLMEngine(settings.engine_config(), store, prices)
+        if settings.batch:  # a stage's whole wave must wait in one batch, not C at a time
+            settings = settings.model_copy(update={"concurrency": max(
+                settings.concurrency, min(10_000, 2 * settings.questions + len(sources)))})
+        engine = (BatchEngine if settings.batch else LLMEngine)(
+            settings.engine_config(), store, prices)
+        estimate = estimate_with_history(settings, sources, store=store)
+        log.info("estimate before any LLM call:\n%s", estimate.as_text())
         subjects = sorted({q.provenance.subject for q in sources})
         splits = sorted({q.provenance.split for q in sources})
         warning = describe_splits(splits)
@@ -90,7 +98,7 @@ async def _build(settings: BuildSettings, sources: list[Any],
         source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,
                        "questions": len(sources), "warning": warning}
         return _write_outputs(settings, outcome, store, engine, timestamp,
-                              time.monotonic() - started, source_info)
+                              time.monotonic() - started, source_info, estimate)
     finally:
         if engine is not None:
             await engine.aclose()
@@ -121,11 +129,15 @@ def _item_record(d: Delivered, store: RunStore) -> dict[str, Any]:
 
 def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunStore,
                    engine: LLMEngine, timestamp: str, wall_s: float,
-                   source_info: dict[str, Any]) -> BuildResult:
+                   source_info: dict[str, Any], estimate: Estimate) -> BuildResult:
     run_dir = settings.out
     pause_for_test("assemble")
     template = PromptTemplate(instruction=settings.instruction)
     stats = _stats(settings, outcome, store, engine, wall_s, source_info)
+    stats = {"estimate": estimate.as_dict(), **stats,
+             "estimate_vs_actual": compare(estimate, stats)}
+    if isinstance(engine, BatchEngine):
+        stats["batch"] = engine.batch_stats()
     stats_path = run_dir / f"processing_stats_{timestamp}.json"
     log_path = run_dir / f"processing_{timestamp}.log"
     if not outcome.complete:

@@ -57,6 +57,35 @@ SplitsOpt = Annotated[str | None, typer.Option(
     "benchmark).")]
 
 
+STAGES = ("relevance", "rewrite", "generate", "verify", "judge", "solve", "grade")
+StageModelOpt = Annotated[list[str] | None, typer.Option(
+    "--stage-model", metavar="STAGE=MODEL",
+    help="Model for one stage (relevance, rewrite, generate, verify, judge, solve, grade); "
+    "repeat for several stages. Stages not named use --model.")]
+BudgetOpt = Annotated[float | None, typer.Option(
+    help="Stop cleanly before this run's spend (all sessions) would pass this many USD; rerun "
+    "with the same --out and a larger budget to resume.")]
+BatchOpt = Annotated[bool | None, typer.Option(
+    "--batch/--no-batch", help="Send requests as OpenAI Batch API jobs: half the price, results "
+    "within 24 h; rerun with the same --out to pick up results.")]
+
+
+def _stage_models(values: list[str] | None) -> dict[str, str] | None:
+    """``["solve=gpt-4o", ...]`` → ``{"solve": "gpt-4o"}``; a ConfigError names a bad one."""
+    from finmcq.errors import ConfigError
+
+    if not values:
+        return None
+    models: dict[str, str] = {}
+    for value in values:
+        stage, sep, model = (part.strip() for part in value.partition("="))
+        if not sep or stage not in STAGES or not model:
+            raise ConfigError(f"--stage-model {value!r} must be STAGE=MODEL",
+                              fix=f"STAGE is one of {', '.join(STAGES)}")
+        models[stage] = model
+    return models
+
+
 def _mix(value: str | None) -> tuple[float, float, float] | None:
     if value is None:
         return None
@@ -88,11 +117,14 @@ def build(
     questions: Annotated[int | None, typer.Option(
         help="Questions to deliver (pairs = 2×).")] = None,
     model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
+    stage_model: StageModelOpt = None,
     base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, Azure...).")] = None,
     api_key_env: Annotated[str | None, typer.Option(
         help="Environment variable that holds the API key.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight at most.")] = None,
+    budget_usd: BudgetOpt = None,
+    batch: BatchOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed for every random choice.")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory; rerunning with the same one resumes.")] = None,
@@ -162,9 +194,64 @@ def build(
             contamination_check=contamination_check,
             contamination_against=contamination_against or None,
             contamination_threshold=contamination_threshold, drop_contaminated=drop_contaminated,
+            stage_models=_stage_models(stage_model), budget_usd=budget_usd, batch=batch,
         )
         result = run_build(settings, progress=progress)
         _report(result)
+
+    _run_or_exit(action)
+
+
+@app.command()
+def estimate(
+    source: SourceOpt = None,
+    subjects: SubjectsOpt = None,
+    splits: SplitsOpt = None,
+    questions: Annotated[int | None, typer.Option(
+        help="Questions to deliver (pairs = 2×).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
+    stage_model: StageModelOpt = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible base URL (not contacted; accepted so build flags work).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at most.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for every random choice.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Run directory; replies already in it give measured reply lengths.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(
+        help="Attempts (rewrite/generate) per question before giving up.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")] = None,
+    budget_usd: BudgetOpt = None,
+    batch: BatchOpt = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
+                                                "flags win.")] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimate calls, tokens and USD per stage of a build, without calling any LLM."""
+
+    def action() -> None:
+        from rich.console import Console
+
+        from finmcq.estimate import estimate_json, estimate_with_history
+        from finmcq.sources import load_source
+
+        settings = _settings(
+            config, source=source, subjects=subjects, splits=splits, questions=questions,
+            model=model, stage_models=_stage_models(stage_model), base_url=base_url,
+            concurrency=concurrency, seed=seed, out=out, max_attempts_per_question=max_attempts,
+            prices=prices, budget_usd=budget_usd, batch=batch,
+        )
+        sources = load_source(settings.source, settings.subjects, settings.splits)
+        result = estimate_with_history(settings, sources)
+        if json_output:
+            typer.echo(estimate_json(result))
+            return
+        Console().print(result.render())
+        if (settings.budget_usd is not None and result.usd is not None
+                and result.usd > settings.budget_usd):
+            typer.secho(f"note: the estimate (${result.usd:.2f}) is above --budget-usd "
+                        f"(${settings.budget_usd:.2f}); the build would stop before finishing.",
+                        fg="yellow", err=True)
 
     _run_or_exit(action)
 

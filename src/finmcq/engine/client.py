@@ -147,6 +147,7 @@ class StageUsage:
     cost_usd: float = 0.0
     latency_s: float = 0.0
     failed_calls: int = 0
+    unusable_cost_usd: float = 0.0  # paid for replies that failed validation
     retries: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,6 +160,7 @@ class StageUsage:
             "cost_usd": round(self.cost_usd, 6),
             "mean_latency_s": round(self.latency_s / self.requests, 3) if self.requests else None,
             "failed_calls": self.failed_calls,
+            "unusable_cost_usd": round(self.unusable_cost_usd, 6),
             "retries": dict(sorted(self.retries.items())),
         }
 
@@ -321,6 +323,7 @@ class LLMEngine:
             )
 
         invalid = 0
+        completion: Any = None
         for attempt in range(1, cfg.max_attempts + 1):
             if self._fatal is not None:
                 raise self._fatal
@@ -347,6 +350,7 @@ class LLMEngine:
                 value = parse_reply(content, request.schema)
             except _Invalid as exc:
                 self._note(False, "unusable_reply")
+                self._charge_unusable(usage, model, completion)
                 invalid += 1
                 self._retry_event(request, exc.cause, str(exc), attempt)
                 self._check_breaker()
@@ -450,6 +454,19 @@ class LLMEngine:
             f"The server rejected a {request.stage} request with HTTP {status}: {message}. "
             "This is not something a retry fixes; check --model and --base-url."
         )
+
+    def _charge_unusable(self, usage: StageUsage, model: str, completion: Any) -> None:
+        """An unusable reply is still billed: count its tokens and cost (not cached)."""
+        u = completion.get("usage") if isinstance(completion, dict) else None
+        if not isinstance(u, dict):
+            return
+        prompt_tokens = int(u.get("prompt_tokens") or 0)
+        completion_tokens = int(u.get("completion_tokens") or 0)
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens)
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
+        usage.cost_usd += cost
+        usage.unusable_cost_usd += cost
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))

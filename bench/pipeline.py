@@ -1,0 +1,212 @@
+"""Whole-build benchmark: every stage, against the fake LLM in its own process.
+
+Runs ``finmcq build`` (bundled sample, ``--questions N``, fake model) in a child process against
+``python -m finmcq.fake --latency-ms L`` and prints:
+
+* ``wall_s`` (the build's own wall time, from its stats file) and ``process_wall_s``;
+* ``calls`` (chat completions the fake received), ``ideal_s`` = ceil(calls / C) × L and
+  ``ratio`` = wall / ideal (target ≤ 1.05 at 500 ms, C = 100);
+* ``calls_per_question`` (target ≤ 4.5 when nothing is rejected) and the rejections seen;
+* ``rps`` (calls per second of build wall time: finmcq's client-side capacity at 0 ms);
+* ``peak_rss_mb`` of the build process (target ≤ 300 MB; sampled every 50 ms and the kernel's
+  high-water mark), and its RSS at every 10 % of delivered questions, to show whether memory
+  grows with the size of the build.
+
+    python bench/pipeline.py                                  # 1,000 questions, 500 ms, C=100
+    python bench/pipeline.py --questions 100000 --latency-ms 0
+    python bench/pipeline.py --questions 1000 10000 100000 --latency-ms 0   # one line each
+
+Timings are only comparable on a quiet machine; another heavy process on the same cores shows
+up directly in ``ratio`` and ``rps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("OPENAI_API_KEY", None)  # the fake is on loopback: no key needed or sent
+    return env
+
+
+def start_fake(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m finmcq.fake`` on a free port; returns the process and its root URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finmcq.fake", "--port", str(port), "--latency-ms",
+         str(latency_ms)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            urllib.request.urlopen(f"{base}/_fake/health", timeout=1).read()
+            return proc, base
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the fake LLM did not start")
+
+
+def fake_stats(base: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base}/_fake/stats", timeout=30) as r:
+        data: dict[str, Any] = json.loads(r.read())
+        return data
+
+
+def reset(base: str) -> None:
+    req = urllib.request.Request(f"{base}/_fake/reset", method="POST", data=b"")
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+def delivered_so_far(store: Path) -> int | None:
+    """Questions delivered so far, read from the build's store without disturbing it."""
+    if not store.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT COUNT(*) FROM outcomes WHERE stage = 'deliver'").fetchone()
+        finally:
+            db.close()
+        return int(row[0])
+    except sqlite3.Error:
+        return None
+
+
+def run_build(base: str, questions: int, concurrency: int, out: Path,
+              sample_every_s: float) -> dict[str, Any]:
+    """One build in a child process; peak and sampled RSS of that process."""
+    cmd = [sys.executable, "-m", "finmcq.cli", "build", "--source", "sample", "--questions",
+           str(questions), "--model", "fake-finance-1", "--base-url", f"{base}/v1",
+           "--concurrency", str(concurrency), "--seed", "7", "--out", str(out), "--no-progress",
+           "--max-attempts", "6"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    samples: dict[int, float] = {}  # decile of delivered questions -> RSS MB at that moment
+    next_sample = time.perf_counter()
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss
+        except psutil.Error:
+            break
+        peak = max(peak, rss)
+        now = time.perf_counter()
+        if now >= next_sample:
+            next_sample = now + sample_every_s
+            done = delivered_so_far(out / "finmcq.sqlite")
+            if done is not None:
+                decile = min(10, done * 10 // questions)
+                samples.setdefault(decile, round(rss / 2**20, 1))
+        time.sleep(0.05)
+    _stdout, stderr = proc.communicate()
+    process_wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}):\n{stderr.decode()[-3000:]}")
+    stats_file = max(out.glob("processing_stats_*.json"))
+    stats = json.loads(stats_file.read_text("utf-8"))
+    # The kernel's high-water mark catches spikes between samples. It covers every child this
+    # process has waited for, i.e. also earlier (smaller) builds of the same invocation.
+    maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"stats": stats, "process_wall_s": process_wall,
+            "peak_rss_mb": round(max(peak / 2**20, maxrss_mb), 1), "rss_by_decile_mb": samples,
+            "sqlite_mb": round((out / "finmcq.sqlite").stat().st_size / 2**20, 1)}
+
+
+def rejections(stats: dict[str, Any]) -> int:
+    """Items dropped at any stage except relevance (source questions judged off-topic)."""
+    return sum(stage["dropped"] for name, stage in stats["stages"].items()
+               if name != "relevance")
+
+
+def bench_one(base: str, questions: int, concurrency: int, latency_ms: float,
+              keep: Path | None, sample_every_s: float) -> dict[str, Any]:
+    reset(base)
+    tmp = Path(tempfile.mkdtemp(prefix="finmcq-bench-"))
+    out = (keep / f"q{questions}") if keep else tmp / "run"
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        result = run_build(base, questions, concurrency, out, sample_every_s)
+    finally:
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    server = fake_stats(base)
+    stats = result["stats"]
+    calls = int(server["requests"])
+    wall = float(stats["wall_time_s"])
+    ideal = math.ceil(calls / concurrency) * latency_ms / 1000
+    return {
+        "questions": questions,
+        "concurrency": concurrency,
+        "latency_ms": latency_ms,
+        "wall_s": round(wall, 3),
+        "process_wall_s": round(result["process_wall_s"], 3),
+        "calls": calls,
+        "ideal_s": round(ideal, 3),
+        "ratio": round(wall / ideal, 3) if ideal else None,
+        "calls_per_question": round(calls / questions, 3),
+        "rejections": rejections(stats),
+        "server_peak_in_flight": server.get("peak_in_flight"),
+        "rps": round(calls / wall, 1) if wall else None,
+        "peak_rss_mb": result["peak_rss_mb"],
+        "rss_by_decile_mb": result["rss_by_decile_mb"],
+        "sqlite_mb": result["sqlite_mb"],
+        "pairs": stats["pairs"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, nargs="+", default=[1000])
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=500)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep run directories under this folder (default: temporary)")
+    parser.add_argument("--sample-every-s", type=float, default=0.5,
+                        help="how often to read progress for the RSS-by-decile samples")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+    proc, base = start_fake(args.latency_ms)
+    try:
+        for questions in args.questions:
+            row = bench_one(base, questions, args.concurrency, args.latency_ms, args.keep,
+                            args.sample_every_s)
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
