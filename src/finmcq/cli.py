@@ -98,6 +98,16 @@ def _mix(value: str | None) -> tuple[float, float, float] | None:
             param_hint="--difficulty-mix") from None
     return easy, medium, hard
 
+QuestionsOpt = Annotated[int | None, typer.Option(help="Questions to deliver (pairs = 2×).")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name for every stage.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight at most.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed for every random choice.")]
+MaxAttemptsOpt = Annotated[int | None, typer.Option(
+    help="Attempts (rewrite/generate) per question before giving up.")]
+PricesOpt = Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    help="TOML file with the same settings; flags win.")]
+
 
 def _settings(config: Path | None, **flags: Any) -> Any:
     from finmcq.config import BuildSettings
@@ -114,23 +124,21 @@ def build(
     source: SourceOpt = None,
     subjects: SubjectsOpt = None,
     splits: SplitsOpt = None,
-    questions: Annotated[int | None, typer.Option(
-        help="Questions to deliver (pairs = 2×).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
+    questions: QuestionsOpt = None,
+    model: ModelOpt = None,
     stage_model: StageModelOpt = None,
     base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, Azure...).")] = None,
     api_key_env: Annotated[str | None, typer.Option(
         help="Environment variable that holds the API key.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at most.")] = None,
+    concurrency: ConcurrencyOpt = None,
     budget_usd: BudgetOpt = None,
     batch: BatchOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for every random choice.")] = None,
+    seed: SeedOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory; rerunning with the same one resumes.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(
-        help="Attempts (rewrite/generate) per question before giving up.")] = None,
-    prices: Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")] = None,
+    max_attempts: MaxAttemptsOpt = None,
+    prices: PricesOpt = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds before a request is retried.")
                        ] = None,
     max_retries: Annotated[int | None, typer.Option(
@@ -172,8 +180,7 @@ def build(
     drop_contaminated: Annotated[bool | None, typer.Option(
         "--drop-contaminated/--keep-contaminated",
         help="Drop and replace flagged items instead of only reporting them.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
-                                                "flags win.")] = None,
+    config: ConfigOpt = None,
     progress: Annotated[bool | None, typer.Option(
         help="Live progress display (default: only on a terminal).")] = None,
 ) -> None:
@@ -207,23 +214,20 @@ def estimate(
     source: SourceOpt = None,
     subjects: SubjectsOpt = None,
     splits: SplitsOpt = None,
-    questions: Annotated[int | None, typer.Option(
-        help="Questions to deliver (pairs = 2×).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name for every stage.")] = None,
+    questions: QuestionsOpt = None,
+    model: ModelOpt = None,
     stage_model: StageModelOpt = None,
     base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible base URL (not contacted; accepted so build flags work).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at most.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for every random choice.")] = None,
+    concurrency: ConcurrencyOpt = None,
+    seed: SeedOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory; replies already in it give measured reply lengths.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(
-        help="Attempts (rewrite/generate) per question before giving up.")] = None,
-    prices: Annotated[Path | None, typer.Option(help="TOML price table overriding ours.")] = None,
+    max_attempts: MaxAttemptsOpt = None,
+    prices: PricesOpt = None,
     budget_usd: BudgetOpt = None,
     batch: BatchOpt = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with the same settings; "
-                                                "flags win.")] = None,
+    config: ConfigOpt = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
