@@ -22,13 +22,14 @@ Design in brief:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -54,6 +55,7 @@ from finmcq.records import (
     Difficulty,
     DistractorAudit,
     McqItem,
+    RelevanceJudgment,
     Solution,
     SolutionGrade,
     SourceQuestion,
@@ -133,12 +135,103 @@ class Delivered:
                 "overlap": self.contamination.overlap},
         }
 
+    def to_json(self) -> str:
+        """Everything about this delivery, for the store's ``deliver`` outcome row."""
+        slot = self.slot
+        source = None if slot.source is None else {
+            "source": slot.source.source.model_dump(mode="json"),
+            "judgment": slot.source.judgment.model_dump(mode="json")}
+        return json.dumps({
+            "slot": {"slot_id": slot.slot_id, "topic": slot.topic.value, "letter": slot.letter,
+                     "index_in_topic": slot.index_in_topic,
+                     "difficulty": slot.difficulty.value, "source": source},
+            "attempt": self.attempt,
+            "item": self.item.model_dump(mode="json"),
+            "verification": self.verification.model_dump(mode="json"),
+            "solution": self.solution.model_dump(mode="json"),
+            "audit": None if self.audit is None else self.audit.model_dump(mode="json"),
+            "grade": None if self.grade is None else self.grade.model_dump(mode="json"),
+            "contamination": None if self.contamination is None else asdict(self.contamination),
+            "repaired": list(self.repaired),
+        }, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Delivered:
+        """The inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        raw_slot = data["slot"]
+        raw_source = raw_slot["source"]
+        slot = Slot(
+            slot_id=raw_slot["slot_id"], topic=Topic(raw_slot["topic"]),
+            letter=raw_slot["letter"], index_in_topic=raw_slot["index_in_topic"],
+            difficulty=Difficulty(raw_slot["difficulty"]),
+            source=None if raw_source is None else Judged(
+                SourceQuestion.model_validate(raw_source["source"]),
+                RelevanceJudgment.model_validate(raw_source["judgment"])))
+        return cls(
+            slot=slot, attempt=int(data["attempt"]),
+            item=McqItem.model_validate(data["item"]),
+            verification=Verification.model_validate(data["verification"]),
+            solution=Solution.model_validate(data["solution"]),
+            audit=None if data["audit"] is None else DistractorAudit.model_validate(
+                data["audit"]),
+            grade=None if data["grade"] is None else SolutionGrade.model_validate(data["grade"]),
+            contamination=None if data["contamination"] is None else ContaminationHit(
+                **data["contamination"]),
+            repaired=tuple(data["repaired"]),
+        )
+
+
+class DeliveredItems:
+    """The delivered items in slot order, read back from the store on every iteration.
+
+    Holding every :class:`Delivered` (item, verification, solution, audit, ...) of a 100,000
+    question build costs gigabytes; the store already has each one in its ``deliver`` row, so
+    only the current item id per slot stays in memory. A slot refilled after a dedupe drop names
+    its new attempt here, so superseded rows in the store are never returned.
+    """
+
+    CHUNK = 256
+
+    def __init__(self, store: RunStore, item_ids: Sequence[str]) -> None:
+        self._store = store
+        self._item_ids = list(item_ids)
+
+    def __len__(self) -> int:
+        return len(self._item_ids)
+
+    def __iter__(self) -> Iterator[Delivered]:
+        for start in range(0, len(self._item_ids), self.CHUNK):
+            part = self._item_ids[start:start + self.CHUNK]
+            payloads = self._store.get_outcome_payloads(part, "deliver")
+            for item_id in part:
+                payload = payloads.get(item_id)
+                if payload is None:
+                    raise LookupError(f"the store has no delivered item {item_id}")
+                yield Delivered.from_json(payload)
+
+
+class _Items(Sequence[McqItem]):
+    """The items of :class:`DeliveredItems` as a sequence that streams (for the summaries)."""
+
+    def __init__(self, delivered: DeliveredItems) -> None:
+        self._delivered = delivered
+
+    def __len__(self) -> int:
+        return len(self._delivered)
+
+    def __iter__(self) -> Iterator[McqItem]:
+        return (d.item for d in self._delivered)
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("delivered items stream from the store; iterate instead")
+
 
 @dataclass
 class BuildOutcome:
     """What the pipeline produced; the caller writes files from it."""
 
-    delivered: list[Delivered]
+    delivered: DeliveredItems
     target: int
     stats: dict[str, Any]
     unfilled: list[str] = field(default_factory=list)
@@ -193,6 +286,8 @@ class Pipeline:
         self.stage_wall: dict[str, list[float]] = {}
         self._relevance_done = asyncio.Event()
         self._examples: dict[Topic, list[SourceQuestion]] = {}
+        # Near-duplicate signature of each slot's current delivery (a few hundred bytes each).
+        self._signatures: dict[str, bytes] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -249,8 +344,12 @@ class Pipeline:
             self.slot_stats["attempts"] += 1
             delivered = await self._attempt(slot, attempt, f"{slot.slot_id}.{attempt}")
             if delivered is not None:
+                # The whole delivery, not just the item: the outcome's items are streamed
+                # back from here (DeliveredItems) instead of being held in memory.
                 self.store.put_outcome(delivered.item.item_id, "deliver", "ok", reason=None,
-                                       payload=delivered.item.model_dump_json())
+                                       payload=delivered.to_json())
+                self._signatures[slot.slot_id] = self.finder.signature(
+                    question_text(delivered.item.question, delivered.item.options))
                 self.progress.advance("deliver")
                 return delivered
         self.slot_stats["exhausted"] += 1
@@ -346,7 +445,7 @@ class Pipeline:
         admitted: dict[int, Slot] = {}
         relevant_per_topic: Counter[Topic] = Counter()
         unjudged = len(sources)
-        results: dict[str, Delivered] = {}
+        results: dict[str, int] = {}  # slot id → attempt of its current delivery
         unfilled: list[str] = []
         slot_queue: asyncio.Queue[Slot | None] = asyncio.Queue()
 
@@ -408,13 +507,13 @@ class Pipeline:
                 if done is None:
                     unfilled.append(slot.slot_id)
                 else:
-                    results[slot.slot_id] = done
+                    results[slot.slot_id] = done.attempt
 
         workers = [slot_worker() for _ in range(max(2, s.concurrency * 2))]
         await asyncio.gather(self._prepare_contamination(), run_relevance(), *workers)
         await self._dedupe(results, unfilled)
 
-        delivered = [results[k] for k in sorted(results)]
+        delivered = DeliveredItems(self.store, [f"{k}.{results[k]}" for k in sorted(results)])
         return BuildOutcome(delivered=delivered, target=s.questions,
                             stats=self._stats(quotas, delivered, len(sources)),
                             unfilled=sorted(unfilled))
@@ -446,39 +545,56 @@ class Pipeline:
                                   difficulty=levels[len(slots)]))
         return slots
 
-    async def _dedupe(self, results: dict[str, Delivered], unfilled: list[str]) -> None:
+    def _nth_text(self, item_ids: Sequence[str], index: int) -> str:
+        return self._question_text(item_ids[index])
+
+    def _question_text(self, item_id: str) -> str:
+        """What near-duplicate detection compares for a delivered item, read from the store."""
+        payload = self.store.get_outcome_payload(item_id, "deliver")
+        if payload is None:
+            raise LookupError(f"the store has no delivered item {item_id}")
+        item = json.loads(payload)["item"]
+        return question_text(item["question"], item["options"])
+
+    async def _dedupe(self, results: dict[str, int], unfilled: list[str]) -> None:
         """Drop later exact and near duplicates (in slot order) and refill their slots; repeat.
 
         Slot order, not completion order, decides which of two similar questions stays, so the
-        outcome is the same on every run and on resume.
+        outcome is the same on every run and on resume. Only the signatures made at delivery
+        are in memory; texts are read back from the store for the few candidate pairs.
         """
         for _round in range(DEDUPE_ROUNDS):
+            started = time.monotonic()
             order = sorted(results)
-            texts = [question_text(results[k].item.question, results[k].item.options)
-                     for k in order]
-            duplicates = self.finder.find(texts)
+            ids = [f"{k}.{results[k]}" for k in order]
+            duplicates = self.finder.find_signed([self._signatures[k] for k in order],
+                                                 functools.partial(self._nth_text, ids))
+            log.info("dedupe round %d: %d of %d items repeat an earlier one (%.1fs)", _round,
+                     len(duplicates), len(order), time.monotonic() - started)
             if not duplicates:
                 return
-            losers: list[Delivered] = []
+            loser_ids: list[str] = []
             for dup in duplicates:
-                loser, winner = results[order[dup.index]], results[order[dup.of]]
+                loser_id, winner_id = ids[dup.index], ids[dup.of]
                 self.dedupe_stats.drop(dup.reason)
-                self._record_drop(loser.item.item_id, "dedupe", Dropped(
-                    dup.reason, f"{dup.similarity:.2f} similar to {winner.item.item_id}"))
-                losers.append(loser)
-            for loser in losers:
-                del results[loser.slot.slot_id]
+                self._record_drop(loser_id, "dedupe", Dropped(
+                    dup.reason, f"{dup.similarity:.2f} similar to {winner_id}"))
+                loser_ids.append(loser_id)
+                del results[order[dup.index]]
+            # Only the slot and attempt of each loser are needed to refill it.
+            losers = [(d.slot, d.attempt) for d in DeliveredItems(self.store, loser_ids)]
 
-            async def refill(loser: Delivered) -> None:
-                done = await self.fill_slot(loser.slot, loser.attempt + 1)
+            async def refill(loser: tuple[Slot, int]) -> None:
+                slot, attempt = loser
+                done = await self.fill_slot(slot, attempt + 1)
                 if done is None:
-                    unfilled.append(loser.slot.slot_id)
+                    unfilled.append(slot.slot_id)
                 else:
-                    results[loser.slot.slot_id] = done
+                    results[slot.slot_id] = done.attempt
 
             await bounded_map(losers, refill, self.settings.concurrency * 2)
 
-    def _stats(self, quotas: dict[Topic, int], delivered: list[Delivered],
+    def _stats(self, quotas: dict[Topic, int], delivered: DeliveredItems,
                n_sources: int) -> dict[str, Any]:
         contamination = self.contamination.stats if self.contamination else StageStats(
             "contamination")
@@ -493,33 +609,30 @@ class Pipeline:
         self.dedupe_stats.kept = len(delivered)
         self.dedupe_stats.seen = len(delivered) + sum(self.dedupe_stats.dropped.values())
         stages["dedupe"] = self.dedupe_stats.as_dict()
-        topics = Counter(d.item.topic.value for d in delivered)
-        letters = Counter(d.item.answer for d in delivered)
-        origins = Counter(d.item.origin for d in delivered)
-        difficulty = Counter(d.item.difficulty.value if d.item.difficulty else "unknown"
-                             for d in delivered)
+        tally = _Tally.over(delivered)
         stats: dict[str, Any] = {
             "sources": n_sources,
             "stages": stages,
             "slots": {"target": self.settings.questions, **dict(self.slot_stats)},
-            "topics": {t.value: {"quota": quotas.get(t, 0), "delivered": topics.get(t.value, 0)}
+            "topics": {t.value: {"quota": quotas.get(t, 0),
+                                 "delivered": tally.topics.get(t.value, 0)}
                        for t in MARKET_TOPICS},
-            "letters": dict(sorted(letters.items())),
-            "origins": dict(origins),
-            "difficulty": dict(difficulty),
-            "quality": self._quality_stats(stages, delivered),
+            "letters": dict(sorted(tally.letters.items())),
+            "origins": dict(tally.origins),
+            "difficulty": dict(tally.difficulty),
+            "quality": self._quality_stats(stages, delivered, tally),
             "stage_wall_s": {k: round(v[1] - v[0], 3) for k, v in self.stage_wall.items()},
         }
-        contamination_line = self._contamination_line(delivered)
+        contamination_line = self._contamination_line(tally)
         if contamination_line is not None:  # absent: no benchmark was compared
             stats["contamination"] = contamination_line
         return stats
 
-    def _contamination_line(self, delivered: list[Delivered]) -> dict[str, Any] | None:
+    def _contamination_line(self, tally: _Tally) -> dict[str, Any] | None:
         """A short contamination result for the dataset card (details are under quality)."""
         if self.contamination is None or not len(self.contamination.index):
             return None
-        flagged = sum(d.contamination is not None for d in delivered)
+        flagged = len(tally.flagged)
         dropped = sum(self.contamination.stats.dropped.values())
         status = "flagged" if flagged else ("dropped" if dropped else "clean")
         return {"status": status, "overlaps": flagged, "dropped": dropped,
@@ -527,26 +640,25 @@ class Pipeline:
                 "benchmarks": ", ".join(c["benchmark"]
                                         for c in self.contamination.index.compared_against)}
 
-    def _quality_stats(self, stages: dict[str, Any], delivered: list[Delivered]) -> dict[str, Any]:
+    def _quality_stats(self, stages: dict[str, Any], delivered: DeliveredItems,
+                       tally: _Tally) -> dict[str, Any]:
         """The quality block: per-check drops and measurements over the delivered items."""
         s = self.settings
-        items = [d.item for d in delivered]
+        items = _Items(delivered)  # streamed from the store by each summary that needs it
         usage = self.engine.meter.as_dict()
         calls = sum(u["requests"] + u["cache_hits"] for u in usage.values())
-        flagged = [{"item_id": d.item.item_id, "benchmark": d.contamination.benchmark,
-                    "benchmark_item": d.contamination.ref, "overlap": d.contamination.overlap}
-                   for d in delivered if d.contamination is not None]
+        flagged = tally.flagged
         index = self.contamination.index.describe() if self.contamination else {}
         return {
             "checks": summary.drops_by_check(stages),
             "answer_length_cue": summary.answer_length_cue(items, s.key_longest_max_share),
             "negation_stems": summary.negation(items, s.negation_share_range),
-            "difficulty": delivered_shares([i.difficulty for i in items], s.difficulty_mix),
-            "solution_scores": summary.solution_scores([d.grade for d in delivered]),
+            "difficulty": delivered_shares(tally.labels, s.difficulty_mix),
+            "solution_scores": summary.solution_scores(tally.grades),
             "second_answer_judge": {
                 "enabled": self.judge is not None,
                 "model": self.engine.config.model_for("judge") if self.judge else None,
-                "repaired_delivered": sum(bool(d.repaired) for d in delivered),
+                "repaired_delivered": tally.repaired,
             },
             "blind_solves": s.blind_solves,
             "grading": {"enabled": self.grade is not None,
@@ -562,3 +674,35 @@ class Pipeline:
                               "items": flagged},
             "calls_per_question": round(calls / max(1, len(delivered)), 3),
         }
+
+
+@dataclass
+class _Tally:
+    """What the stats count over the delivered items, gathered in one pass over the store."""
+
+    topics: Counter[str] = field(default_factory=Counter)
+    letters: Counter[str] = field(default_factory=Counter)
+    origins: Counter[str] = field(default_factory=Counter)
+    difficulty: Counter[str] = field(default_factory=Counter)
+    labels: list[Difficulty | None] = field(default_factory=list)
+    grades: list[SolutionGrade | None] = field(default_factory=list)
+    repaired: int = 0
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def over(cls, delivered: Iterable[Delivered]) -> _Tally:
+        tally = cls()
+        for d in delivered:
+            item = d.item
+            tally.topics[item.topic.value] += 1
+            tally.letters[item.answer] += 1
+            tally.origins[item.origin] += 1
+            tally.difficulty[item.difficulty.value if item.difficulty else "unknown"] += 1
+            tally.labels.append(item.difficulty)
+            tally.grades.append(d.grade)
+            tally.repaired += bool(d.repaired)
+            if d.contamination is not None:
+                tally.flagged.append({
+                    "item_id": item.item_id, "benchmark": d.contamination.benchmark,
+                    "benchmark_item": d.contamination.ref, "overlap": d.contamination.overlap})
+        return tally

@@ -305,3 +305,40 @@ class RunStore:
             sql += " WHERE stage = ?"
             params = (stage,)
         yield from self._query(sql + " ORDER BY item_id", params)
+
+    def stream_outcomes(
+        self, stage: str, *, chunk: int = 256
+    ) -> Iterator[tuple[str, str, str, str | None, str | None]]:
+        """Like :meth:`iter_outcomes` for one stage, but in chunks on a separate read connection.
+
+        ``iter_outcomes`` materialises every row; a 100,000-item build's ``deliver`` payloads
+        are gigabytes of JSON. A second connection (WAL: readers never block the writer) lets
+        the caller write to the store while it iterates, and only ``chunk`` rows are in memory.
+        """
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                 check_same_thread=False)
+        try:
+            cursor = reader.execute(
+                "SELECT item_id, stage, status, reason, payload FROM outcomes WHERE stage = ? "
+                "ORDER BY item_id", (stage,))
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+        finally:
+            reader.close()
+
+    def get_outcome_payload(self, item_id: str, stage: str) -> str | None:
+        """The payload of one outcome row (None if absent), by its primary key."""
+        rows = self._query("SELECT payload FROM outcomes WHERE item_id = ? AND stage = ?",
+                           (item_id, stage))
+        return rows[0][0] if rows else None
+
+    def get_outcome_payloads(self, item_ids: list[str], stage: str) -> dict[str, str | None]:
+        """Payloads of several outcome rows of one stage, by item id (absent ids are left out)."""
+        out: dict[str, str | None] = {}
+        for start in range(0, len(item_ids), 500):  # stay under SQLite's variable limit
+            part = item_ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT item_id, payload FROM outcomes WHERE stage = ? AND item_id IN ({marks})"
+            for item_id, payload in self._query(sql, (stage, *part)):
+                out[item_id] = payload
+        return out

@@ -4,7 +4,9 @@ Each text gets a MinHash signature (datasketch) of its character n-gram shingles
 (:mod:`finmcq.quality.text`). The signature is cut into bands; texts that agree on a whole band
 are *candidates* (locality-sensitive hashing), and every candidate pair is confirmed by the exact
 Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at, never the
-verdict. Only the band keys are kept per text (``bands × 8`` bytes); candidates come from
+verdict. Only a signature is kept per text (band keys, ``bands × 8`` bytes, plus a digest of
+the folded text for exact duplicates); texts are read back only for candidate pairs, through a
+callback, with their shingle sets in a small LRU keyed by index. Candidates come from
 sorting each band column, per text only the nearest few per band and, of those, the few sharing
 the most bands, so time and memory stay linear even for 100,000 templated questions.
 
@@ -15,7 +17,8 @@ function of the texts and their order only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +36,10 @@ SHORT_STEM_CHARS = 40
 # those the few sharing most bands are confirmed exactly.
 NEIGHBOURS_PER_BAND = 3
 CANDIDATES_PER_TEXT = 4
+# A signature is the band keys followed by this many bytes of a digest of the folded text.
+DIGEST_BYTES = 16
+# Shingle sets kept while confirming candidates: enough for the texts near the current one.
+SHINGLE_CACHE = 1024
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,12 @@ def lsh_rows(threshold: float, num_perm: int = NUM_PERM) -> int:
 
 
 class NearDuplicateFinder:
-    """Finds duplicates among texts; signatures are cached by text across calls."""
+    """Finds duplicates among texts from compact per-text signatures.
+
+    Nothing is cached by text: a caller that streams its texts (e.g. from a run store) keeps
+    only :meth:`signature` bytes per text and hands :meth:`find_signed` a way to read a text
+    back for the few candidate pairs that need an exact Jaccard check.
+    """
 
     def __init__(self, threshold: float = 0.6, ngram: int = DEFAULT_NGRAM,
                  num_perm: int = NUM_PERM) -> None:
@@ -91,22 +103,18 @@ class NearDuplicateFinder:
         self._permutations = seed_hash.permutations  # computed once, reused for every text
         scheme = getattr(seed_hash, "scheme", None)  # datasketch >= 2 needs it restated
         self._scheme_kw: dict[str, object] = {"scheme": scheme} if scheme else {}
-        self._keys: dict[str, bytes] = {}
         # Band keys mix the rows of a band with these odd multipliers (wrapping uint64).
         with np.errstate(over="ignore"):
             self._mix = (np.arange(1, self.rows + 1, dtype=np.uint64)
                          * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
-        # Only candidate pairs need shingle sets; a small cache keeps memory flat at any size.
-        self._shingles = lru_cache(maxsize=1024)(self._shingle_set)
 
-    def _shingle_set(self, text: str) -> frozenset[str]:
-        return shingles(text, self.ngram)
+    @property
+    def signature_size(self) -> int:
+        """Bytes per :meth:`signature`."""
+        return self.bands * 8 + DIGEST_BYTES
 
     def band_keys(self, text: str) -> bytes:
-        """The LSH band keys of ``text`` (``bands`` uint64 values), cached."""
-        cached = self._keys.get(text)
-        if cached is not None:
-            return cached
+        """The LSH band keys of ``text`` (``bands`` uint64 values)."""
         minhash = MinHash(num_perm=self.num_perm, permutations=self._permutations,
                           **self._scheme_kw)
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.ngram))])
@@ -115,15 +123,18 @@ class NearDuplicateFinder:
             keys = (values.reshape(self.bands, self.rows) * self._mix).sum(axis=1,
                                                                           dtype=np.uint64)
         packed: bytes = keys.astype(np.uint64).tobytes()
-        self._keys[text] = packed
         return packed
 
-    def forget(self, keep: Sequence[str]) -> None:
-        """Drop cached signatures of texts not in ``keep`` (e.g. questions no longer delivered)."""
-        wanted = set(keep)
-        self._keys = {t: k for t, k in self._keys.items() if t in wanted}
+    def signature(self, text: str) -> bytes:
+        """What :meth:`find_signed` needs of ``text``: band keys + a digest of its folded form.
 
-    def _previous(self, texts: Sequence[str]) -> npt.NDArray[np.int32]:
+        The digest stands in for the folded text in the exact-duplicate check (a 128-bit
+        collision is not a practical concern), so callers need not keep texts in memory.
+        """
+        digest = hashlib.blake2b(fold_text(text).encode("utf-8"), digest_size=DIGEST_BYTES)
+        return self.band_keys(text) + digest.digest()
+
+    def _previous(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int32]:
         """For every band and text, the nearest earlier texts sharing that band's key.
 
         Row ``band * NEIGHBOURS_PER_BAND + (d - 1)`` holds, per text, the ``d``-th nearest earlier
@@ -131,9 +142,7 @@ class NearDuplicateFinder:
         questions collides in many bands with many texts, and a true near duplicate collides in
         so many bands that its partner is found among the nearest ones anyway.
         """
-        n = len(texts)
-        keys: npt.NDArray[np.uint64] = np.frombuffer(
-            b"".join(self.band_keys(t) for t in texts), dtype=np.uint64).reshape(n, self.bands)
+        n = keys.shape[0]
         previous = np.full((self.bands * NEIGHBOURS_PER_BAND, n), -1, dtype=np.int32)
         positions = np.arange(n, dtype=np.int32)
         for band in range(self.bands):
@@ -157,33 +166,52 @@ class NearDuplicateFinder:
 
     def find(self, texts: Sequence[str]) -> list[Duplicate]:
         """Every text that repeats an earlier *kept* text, in order."""
-        first_of: dict[str, int] = {}
-        previous = self._previous(texts) if len(texts) > 1 else None
+        return self.find_signed([self.signature(t) for t in texts], texts.__getitem__)
+
+    def find_signed(self, signatures: Sequence[bytes],
+                    text_of: Callable[[int], str]) -> list[Duplicate]:
+        """:meth:`find` over precomputed :meth:`signature` values; ``text_of(i)`` reads text i.
+
+        ``text_of`` is called only for candidate pairs, and its shingle sets are cached by index
+        in a small LRU, so memory stays flat whatever the number of texts.
+        """
+        n = len(signatures)
+        width = self.bands * 8
+        packed = b"".join(signatures)
+        if len(packed) != n * self.signature_size:
+            raise ValueError("signatures do not come from this finder's settings")
+        rows = np.frombuffer(packed, dtype=np.uint8).reshape(n, self.signature_size)
+        keys: npt.NDArray[np.uint64] = np.ascontiguousarray(rows[:, :width]).view(
+            np.uint64).reshape(n, self.bands)
+        previous = self._previous(keys) if n > 1 else None
+        shingle_set = lru_cache(maxsize=SHINGLE_CACHE)(
+            lambda i: shingles(text_of(i), self.ngram))
+        first_of: dict[bytes, int] = {}
         dropped: set[int] = set()
         found: list[Duplicate] = []
-        for index, text in enumerate(texts):
-            folded = fold_text(text)
-            earlier = first_of.get(folded)
+        for index, signature in enumerate(signatures):
+            digest = signature[width:]
+            earlier = first_of.get(digest)
             if earlier is not None:
                 found.append(Duplicate(index, earlier, 1.0, exact=True))
                 dropped.add(index)
                 continue
             candidates = self._candidates(previous, index) if previous is not None else []
-            duplicate = self._near(index, texts, candidates, dropped)
+            duplicate = self._near(index, candidates, dropped, shingle_set)
             if duplicate is None:
-                first_of[folded] = index
+                first_of[digest] = index
             else:
                 found.append(duplicate)
                 dropped.add(index)
         return found
 
-    def _near(self, index: int, texts: Sequence[str], candidates: Sequence[int],
-              dropped: set[int]) -> Duplicate | None:
+    def _near(self, index: int, candidates: Sequence[int], dropped: set[int],
+              shingle_set: Callable[[int], frozenset[str]]) -> Duplicate | None:
         """The first kept candidate (most band collisions first) similar enough to it."""
         for other in candidates:
             if other in dropped:
                 continue
-            similarity = jaccard(self._shingles(texts[index]), self._shingles(texts[other]))
+            similarity = jaccard(shingle_set(index), shingle_set(other))
             if similarity >= self.threshold:
                 return Duplicate(index, other, round(similarity, 4), exact=False)
         return None
