@@ -91,8 +91,9 @@ async def _build(settings: BuildSettings, sources: list[Any],
                  settings.questions, settings.model, settings.concurrency, settings.seed)
         store.set_meta("settings", settings.model_dump_json())
         meter = engine.meter
-        with StageProgress(lambda stage: meter.stage(stage).cost_usd,
-                           enabled=progress) as bar:
+        # The "deliver" row is the whole build: it shows the total spent so far.
+        with StageProgress(lambda stage: meter.total_cost if stage == "deliver"
+                           else meter.stage(stage).cost_usd, enabled=progress) as bar:
             pipeline = Pipeline(settings, engine, store, bar)
             outcome = await pipeline.run(sources)
         source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,
@@ -142,6 +143,7 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
     log_path = run_dir / f"processing_{timestamp}.log"
     if not outcome.complete:
         write_json(stats_path, stats)
+        _log_stage_summaries(stats)
         missing = outcome.target - len(outcome.delivered)
         message = (
             f"Only {len(outcome.delivered)} of {outcome.target} questions passed every check "
@@ -166,6 +168,7 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
     n_pairs = write_json_array(data_path, pairs())
     assert n_pairs == 2 * n_items == 2 * outcome.target
     write_json(stats_path, stats)
+    _log_stage_summaries(stats)
     log.info("wrote %d pairs to %s (%.1fs, $%.4f this session)", n_pairs, data_path.name,
              wall_s, engine.meter.session_cost)
     return BuildResult(run_dir=run_dir, timestamp=timestamp, training_data=data_path,
@@ -206,3 +209,15 @@ def _retries(usage: dict[str, Any]) -> dict[str, int]:
         for cause, n in stage["retries"].items():
             total[cause] = total.get(cause, 0) + n
     return dict(sorted(total.items()))
+
+
+def _log_stage_summaries(stats: dict[str, Any]) -> None:
+    """One line per stage in the run log: in/out, drop reasons, calls, tokens, USD."""
+    usage = stats.get("usage_this_session", {})
+    for name, stage in stats.get("stages", {}).items():
+        u = usage.get(name, {})
+        reasons = ", ".join(f"{k} {v}" for k, v in stage.get("drop_reasons", {}).items())
+        log.info("stage %-13s in %d out %d dropped %d%s | requests %d, cache hits %d, tokens "
+                 "%d/%d, $%.4f", name, stage["in"], stage["out"], stage["dropped"],
+                 f" ({reasons})" if reasons else "", u.get("requests", 0), u.get("cache_hits", 0),
+                 u.get("prompt_tokens", 0), u.get("completion_tokens", 0), u.get("cost_usd", 0.0))
