@@ -114,9 +114,12 @@ def contamination_text(stats: Mapping[str, Any]) -> str:
 
 def licence_text(items: Sequence[Mapping[str, Any]]) -> str:
     """The licence notice for the run's sources, said plainly."""
-    licences = source_licences(items)
     rewritten = sum(1 for item in items if item.get("origin") == "rewrite")
-    generated = len(items) - rewritten
+    return licence_notice(source_licences(items), rewritten, len(items) - rewritten)
+
+
+def licence_notice(licences: Sequence[str], rewritten: int, generated: int) -> str:
+    """The licence notice from the distinct source licences and the origin counts."""
     text = (
         f"Source licence recorded per item: {', '.join(licences) or 'none recorded'}. The "
         f"{rewritten:,} rewritten questions are derivatives of their source questions; the "

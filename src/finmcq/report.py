@@ -14,12 +14,13 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from finmcq import __version__
-from finmcq.card import contamination_text, licence_text
+from finmcq.card import contamination_text, licence_notice
 from finmcq.output import atomic_writer
 from finmcq.records import LETTERS
 from finmcq.rundir import DroppedItem, Run, load_run
@@ -62,23 +63,72 @@ def write_report(run_dir: Path) -> Path:
     return path
 
 
+@dataclass
+class ItemDigest:
+    """What the report needs from the items, gathered in one pass over the items file.
+
+    Per item only a few integers are kept (and full items only for the sample), so a report of
+    a 100,000-question run needs megabytes, not the gigabytes of its items file.
+    """
+
+    n: int = 0
+    by_origin: Counter[tuple[str, str]] = field(default_factory=Counter)
+    ranks: list[int] = field(default_factory=list)
+    question_lens: list[int] = field(default_factory=list)
+    option_lens: list[int] = field(default_factory=list)
+    solution_lens: list[int] = field(default_factory=list)
+    licences: set[str] = field(default_factory=set)
+    rewritten: int = 0
+    samples: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, items: Iterable[Mapping[str, Any]], total: int, seed: int,
+           k: int = SAMPLE_DELIVERED) -> ItemDigest:
+        """Digest ``items`` (``total`` of them); keep the seeded sample of ``k`` whole items."""
+        chosen = set(random.Random(f"report:{seed}").sample(range(total), min(k, total)))
+        digest = cls()
+        for index, item in enumerate(items):
+            digest.add(item)
+            if index in chosen:
+                digest.samples.append(item)
+        return digest
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        self.n += 1
+        self.by_origin[(item["topic"], item.get("origin", "?"))] += 1
+        self.ranks.append(key_length_rank(item))
+        self.question_lens.append(len(item["question"]))
+        self.option_lens.extend(len(text) for text in item["options"].values())
+        self.solution_lens.append(len(item["solution"]))
+        if item.get("provenance"):
+            self.licences.add(str(item["provenance"].get("license")))
+        self.rewritten += item.get("origin") == "rewrite"
+
+    @property
+    def key_longest_share(self) -> float:
+        """Share of items whose key is (one of) the longest option(s): a common answer leak."""
+        return sum(r == 1 for r in self.ranks) / len(self.ranks) if self.ranks else 0.0
+
+
 def render_report(run: Run) -> str:
     """The report of ``run`` as one HTML document."""
     from plotly.offline import get_plotlyjs  # heavy: only when a report is made
 
-    stats, items = run.stats, run.items
+    stats = run.stats
+    digest = ItemDigest.of(run.iter_items(), int(stats["questions"]["delivered"]),
+                           int(stats.get("seed", 0)))
     figures = {
         "funnel": funnel_figure(stats),
-        "topics": topics_figure(stats, items),
+        "topics": topics_figure(stats, digest),
         "difficulty": difficulty_figure(stats),
         "letters": letters_figure(stats),
-        "key_length": key_length_figure(items),
-        "lengths": lengths_figure(items),
+        "key_length": key_length_figure(digest),
+        "lengths": lengths_figure(digest),
         "cost": cost_figure(stats),
     }
     charts = {name: _figure_html(fig, CHART_IDS[name]) for name, fig in figures.items()}
     body = "\n".join([
-        _header(run),
+        _header(run, digest),
         _section("Funnel", "From source questions to delivered items, with every drop reason.",
                  charts["funnel"] + _stage_table(stats)),
         _section("Coverage", "Topics against their quotas, difficulty, answer letters, and "
@@ -89,11 +139,11 @@ def render_report(run: Run) -> str:
                  "USD per stage, estimate against actual.",
                  charts["lengths"] + charts["cost"] + _cost_table(stats)),
         _section(f"{SAMPLE_DELIVERED} delivered items",
-                 "A seeded sample; the key is highlighted.", _delivered_table(items,
-                                                                             stats)),
+                 "A seeded sample; the key is highlighted.",
+                 _delivered_table(digest.samples)),
         _section(f"{SAMPLE_DROPPED} dropped items", "One per drop reason in turn, with the "
                  "reason each was dropped.", _dropped_table(run.dropped())),
-        _section("Run", "Settings, models, seed, sources and licence.", _run_details(run)),
+        _section("Run", "Settings, models, seed, sources and licence.", _run_details(run, digest)),
     ])
     title = f"finmcq report — {run.run_dir.name} ({run.timestamp})"
     return (
@@ -178,12 +228,12 @@ def funnel_figure(stats: Mapping[str, Any]) -> Any:
                    funnelmode="stack")
 
 
-def topics_figure(stats: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> Any:
+def topics_figure(stats: Mapping[str, Any], digest: ItemDigest) -> Any:
     """Delivered items per topic (split by origin) against each topic's quota."""
     import plotly.graph_objects as go
 
     topics = list(stats.get("topics", {}))[::-1]  # plotly draws the first category lowest
-    by_origin = Counter((item["topic"], item.get("origin", "?")) for item in items)
+    by_origin = digest.by_origin
     origins = sorted({origin for _, origin in by_origin})
     fig = go.Figure()
     for origin in origins:
@@ -234,28 +284,19 @@ def letters_figure(stats: Mapping[str, Any]) -> Any:
                    yaxis_range=[0, 1.15 * max([even, *counts]) or 1])
 
 
-def key_length_ranks(items: Iterable[Mapping[str, Any]]) -> list[int]:
-    """For each item, the key's length rank among its 7 options: 1 = no option is longer."""
-    ranks = []
-    for item in items:
-        options = item["options"]
-        key_len = len(options[item["answer"]])
-        ranks.append(1 + sum(len(text) > key_len for text in options.values()))
-    return ranks
+def key_length_rank(item: Mapping[str, Any]) -> int:
+    """The key's length rank among the item's 7 options: 1 = no option is longer."""
+    options = item["options"]
+    key_len = len(options[item["answer"]])
+    return 1 + sum(len(text) > key_len for text in options.values())
 
 
-def key_longest_share(items: Sequence[Mapping[str, Any]]) -> float:
-    """Share of items whose key is (one of) the longest option(s): a common answer leak."""
-    ranks = key_length_ranks(items)
-    return sum(r == 1 for r in ranks) / len(ranks) if ranks else 0.0
-
-
-def key_length_figure(items: Sequence[Mapping[str, Any]]) -> Any:
+def key_length_figure(digest: ItemDigest) -> Any:
     """Where the key ranks by length; a model can learn 'pick the longest' if rank 1 dominates."""
     import plotly.graph_objects as go
 
-    ranks = Counter(key_length_ranks(items))
-    n = max(1, len(items))
+    ranks = Counter(digest.ranks)
+    n = max(1, digest.n)
     shares = [100 * ranks.get(r, 0) / n for r in range(1, 8)]
     labels = ["longest", *[f"{r}th" if r > 3 else ("2nd" if r == 2 else "3rd")
                            for r in range(2, 8)]]
@@ -264,22 +305,22 @@ def key_length_figure(items: Sequence[Mapping[str, Any]]) -> Any:
         marker={"color": ["#c0392b" if r == 1 else KEPT_COLOR for r in range(1, 8)]},
     ))
     fig.add_hline(y=100 / 7, line_dash="dash", line_color="#555")
-    share = 100 * key_longest_share(items)
+    share = 100 * digest.key_longest_share
     return _layout(fig, f"Key is the longest option in {share:.1f}% of items "
                    "(dashed: no length bias, 14.3%)", 420,
                    xaxis_title="key's length rank among the 7 options",
                    yaxis_title="% of items", showlegend=False)
 
 
-def lengths_figure(items: Sequence[Mapping[str, Any]]) -> Any:
+def lengths_figure(digest: ItemDigest) -> Any:
     """Histograms of question, option and solution lengths in characters."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     series = {
-        "question": [len(item["question"]) for item in items],
-        "options (each)": [len(text) for item in items for text in item["options"].values()],
-        "solution": [len(item["solution"]) for item in items],
+        "question": digest.question_lens,
+        "options (each)": digest.option_lens,
+        "solution": digest.solution_lens,
     }
     fig = make_subplots(rows=1, cols=3, subplot_titles=list(series))
     for col, (name, values) in enumerate(series.items(), start=1):
@@ -401,8 +442,8 @@ def _is_fake(stats: Mapping[str, Any]) -> bool:
     return any(str(m).startswith("fake-") for m in stats.get("models", {}).values())
 
 
-def _header(run: Run) -> str:
-    stats, items = run.stats, run.items
+def _header(run: Run, digest: ItemDigest) -> str:
+    stats = run.stats
     q = stats["questions"]
     relevance = _stage(stats, "relevance")
     kpis = [
@@ -412,7 +453,7 @@ def _header(run: Run) -> str:
         ("relevant", f"{relevance['out']:,} of {relevance['in']:,}"),
         ("cost (all sessions)", _money(stats.get("cost_usd", {}).get("total"))),
         ("wall time", f"{stats.get('wall_time_s', 0):,.1f} s"),
-        ("key is longest option", f"{100 * key_longest_share(items):.1f}%"),
+        ("key is longest option", f"{100 * digest.key_longest_share:.1f}%"),
     ]
     cards = "".join(f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div>"
                     f"<div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
@@ -460,14 +501,6 @@ def _cost_table(stats: Mapping[str, Any]) -> str:
                   rows, "num")
 
 
-def sample_delivered(items: Sequence[Mapping[str, Any]], seed: int,
-                     k: int = SAMPLE_DELIVERED) -> list[Mapping[str, Any]]:
-    """A seeded sample of ``k`` items, in delivery order (the same run gives the same sample)."""
-    chosen = sorted(random.Random(f"report:{seed}").sample(range(len(items)),
-                                                            min(k, len(items))))
-    return [items[i] for i in chosen]
-
-
 def sample_dropped(dropped: Sequence[DroppedItem], k: int = SAMPLE_DROPPED) -> list[DroppedItem]:
     """Up to ``k`` drops, taking one per (stage, reason) in turn so rare reasons show up."""
     groups: dict[tuple[str, str], list[DroppedItem]] = {}
@@ -489,9 +522,9 @@ def _excerpt(text: str, limit: int) -> str:
 _KEY_CLASS = ' class="key"'
 
 
-def _delivered_table(items: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> str:
+def _delivered_table(samples: Sequence[Mapping[str, Any]]) -> str:
     rows = []
-    for n, item in enumerate(sample_delivered(items, int(stats.get("seed", 0))), start=1):
+    for n, item in enumerate(samples, start=1):
         options = "".join(
             f"<li{_KEY_CLASS if letter == item['answer'] else ''}><b>{letter}.</b> {_e(text)}</li>"
             for letter, text in item["options"].items())
@@ -529,7 +562,7 @@ def _kv(rows: Iterable[tuple[str, Any]]) -> str:
     return _table(["", ""], ([_e(k), cell(v)] for k, v in rows), "kv")
 
 
-def _run_details(run: Run) -> str:
+def _run_details(run: Run, digest: ItemDigest) -> str:
     stats = run.stats
     source = stats.get("source", {})
     warning = source.get("warning")
@@ -551,7 +584,8 @@ def _run_details(run: Run) -> str:
     return (
         "<div class=\"grid\"><div><h3>Run</h3>" + _kv(general) + "<h3>Models</h3>" + models
         + "<h3>Contamination</h3><p>" + _e(contamination_text(stats)) + "</p>"
-        + "<h3>Licence</h3><p class=\"licence\">" + _e(licence_text(run.items))
+        + "<h3>Licence</h3><p class=\"licence\">" + _e(licence_notice(
+            sorted(digest.licences), digest.rewritten, digest.n - digest.rewritten))
         + "</p></div><div><h3>Settings</h3>" + settings + "</div></div>"
     )
 

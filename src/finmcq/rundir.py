@@ -131,6 +131,17 @@ class Run:
             raise InputError(f"Cannot read {self.files.items.name}: {exc}",
                              where=str(self.files.items), fix=_BUILD_FIX) from exc
 
+    def iter_items(self) -> Iterator[dict[str, Any]]:
+        """The items one at a time, without holding the file (for runs too big for memory)."""
+        try:
+            with self.files.items.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        yield json.loads(line)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"Cannot read {self.files.items.name}: {exc}",
+                             where=str(self.files.items), fix=_BUILD_FIX) from exc
+
     @cached_property
     def pairs(self) -> list[dict[str, str]]:
         """The training pairs: two per item (step 1 → solution, step 2 → letter), item order."""
