@@ -15,52 +15,16 @@ import asyncio
 import json
 import math
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from fakeproc import fake_stats, reset, start_fake
 
 from finmcq.engine.client import EngineConfig, LLMEngine, LLMRequest
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.store import RunStore
 from finmcq.records import BlindSolve
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finmcq.fake", "--port", str(port), "--latency-ms", str(latency_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{base}/v1/models", timeout=1).read()
-            return proc, base
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("fake LLM did not start")
-
-
-def fake_stats(base: str) -> dict[str, object]:
-    with urllib.request.urlopen(f"{base}/_fake/stats", timeout=5) as r:
-        data: dict[str, object] = json.loads(r.read())
-        return data
-
-
-def reset(base: str) -> None:
-    req = urllib.request.Request(f"{base}/_fake/reset", method="POST", data=b"")
-    urllib.request.urlopen(req, timeout=5).read()
 
 
 async def run_calls(base: str, n: int, concurrency: int, transport: str) -> float:

@@ -25,63 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("OPENAI_API_KEY", None)  # the fake is on loopback: no key needed or sent
-    return env
-
-
-def start_fake(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m finmcq.fake`` on a free port; returns the process and its root URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finmcq.fake", "--port", str(port), "--latency-ms",
-         str(latency_ms)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(f"{base}/_fake/health", timeout=1).read()
-            return proc, base
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the fake LLM did not start")
-
-
-def fake_stats(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base}/_fake/stats", timeout=30) as r:
-        data: dict[str, Any] = json.loads(r.read())
-        return data
-
-
-def reset(base: str) -> None:
-    req = urllib.request.Request(f"{base}/_fake/reset", method="POST", data=b"")
-    urllib.request.urlopen(req, timeout=30).read()
+from fakeproc import child_env, fake_stats, reset, start_fake
 
 
 def delivered_so_far(store: Path) -> int | None:
@@ -107,7 +62,7 @@ def run_build(base: str, questions: int, concurrency: int, out: Path,
            "--concurrency", str(concurrency), "--seed", "7", "--out", str(out), "--no-progress",
            "--max-attempts", "6"]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
     peak = 0
     samples: dict[int, float] = {}  # decile of delivered questions -> RSS MB at that moment
