@@ -325,3 +325,18 @@ def test_a_server_that_ignores_response_format_stops_the_run(tmp_path: Path,
         asyncio.run(run_all(engine, [verify_request(i) for i in range(300)]))
     assert fake.stats()["requests"] < 60  # not 300 requests × 6 tries
     store.close()
+
+
+def test_unusable_replies_are_paid_for_and_counted_across_sessions(tmp_path: Path,
+                                                                   make_fake: Any) -> None:
+    fake = make_fake(rate_malformed=0.5)
+    engine, store = make_engine(tmp_path, fake.base_url, max_invalid=10)
+    asyncio.run(run_all(engine, [verify_request(i) for i in range(40)]))
+    usage = engine.meter.stage("verify")
+    assert usage.unusable_cost_usd > 0
+    session_cost = engine.meter.session_cost
+    store.close()
+    reopened = RunStore(tmp_path / "run")
+    # The next session's budget and totals start from everything paid, unusable replies too.
+    assert reopened.total_cost() == pytest.approx(session_cost)
+    reopened.close()

@@ -195,7 +195,7 @@ def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engi
         "usage_this_session": meter.as_dict(),
         "usage_all_sessions": all_time,
         "cost_usd": {"this_session": round(meter.session_cost, 6),
-                     "total": round(sum(v["cost_usd"] for v in all_time.values()), 6)},
+                     "total": round(store.total_cost(), 6)},
         "retries_by_cause": _retries(meter.as_dict()),
         "peak_in_flight": engine.peak_in_flight,
         "wall_time_s": round(wall_s, 3),

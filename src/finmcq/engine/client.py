@@ -350,7 +350,7 @@ class LLMEngine:
                 value = parse_reply(content, request.schema)
             except _Invalid as exc:
                 self._note(False, "unusable_reply")
-                self._charge_unusable(usage, model, completion)
+                self._charge_unusable(request, usage, model, completion, exc.cause)
                 invalid += 1
                 self._retry_event(request, exc.cause, str(exc), attempt)
                 self._check_breaker()
@@ -455,7 +455,8 @@ class LLMEngine:
             "This is not something a retry fixes; check --model and --base-url."
         )
 
-    def _charge_unusable(self, usage: StageUsage, model: str, completion: Any) -> None:
+    def _charge_unusable(self, request: LLMRequest[Any], usage: StageUsage, model: str,
+                         completion: Any, cause: str) -> None:
         """An unusable reply is still billed: count its tokens and cost (not cached)."""
         u = completion.get("usage") if isinstance(completion, dict) else None
         if not isinstance(u, dict):
@@ -467,6 +468,9 @@ class LLMEngine:
         usage.completion_tokens += completion_tokens
         usage.cost_usd += cost
         usage.unusable_cost_usd += cost
+        self.store.add_unusable(stage=request.stage, item_id=request.item_id, model=model,
+                                cause=cause, prompt_tokens=prompt_tokens,
+                                completion_tokens=completion_tokens, cost_usd=cost)
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))

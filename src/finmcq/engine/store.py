@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_stage ON responses(stage);
 CREATE INDEX IF NOT EXISTS responses_item ON responses(item_id);
+CREATE TABLE IF NOT EXISTS unusable (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts                REAL NOT NULL,
+    stage             TEXT NOT NULL,
+    item_id           TEXT,
+    model             TEXT NOT NULL,
+    cause             TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd          REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     ts       REAL NOT NULL,
@@ -270,8 +281,21 @@ class RunStore:
         return {"prompt_tokens": pt, "completion_tokens": ct, "cost_usd": float(cost)}
 
     def total_cost(self) -> float:
-        rows = self._query("SELECT COALESCE(SUM(cost_usd), 0) FROM responses")
+        """USD of every reply this run paid for: usable ones and unusable ones."""
+        rows = self._query(
+            "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM responses) "
+            "+ (SELECT COALESCE(SUM(cost_usd), 0) FROM unusable)")
         return float(rows[0][0])
+
+    def add_unusable(self, *, stage: str, item_id: str | None, model: str, cause: str,
+                     prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+        """A reply that was billed but failed validation (never cached, still paid for)."""
+        self._write(
+            "INSERT INTO unusable(ts, stage, item_id, model, cause, prompt_tokens, "
+            "completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), stage, item_id, model, cause, prompt_tokens, completion_tokens,
+             cost_usd),
+        )
 
     # -- events (retries, failures) --------------------------------------------------------
 
