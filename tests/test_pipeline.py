@@ -163,3 +163,27 @@ def test_killed_build_resumes_to_the_same_result_without_paying_twice(tmp_path: 
     strip = ("cost_usd", "tokens")
     assert [{k: v for k, v in i.items() if k not in strip} for i in killed_items] == [
         {k: v for k, v in i.items() if k not in strip} for i in fresh_items]
+
+
+@pytest.mark.parametrize("repair", [False, True])
+def test_verify_repair_rewrites_a_failed_source_question_once(tmp_path: Path, repair: bool) -> None:
+    from finmcq.fake.server import FakeConfig, FakeLLMServer
+
+    # Only wrong keys, often: the blind solve rejects those drafts.
+    with FakeLLMServer(FakeConfig(defect_rates={"wrong_key": 0.25})) as fake:
+        result = run_build(settings_for(fake.base_url, tmp_path / "run", questions=40,
+                                        verify_repair=repair, max_attempts_per_question=12),
+                           progress=False)
+    _pairs, items, stats = load_outputs(result.run_dir)
+    assert len(items) == 40
+    repaired = [i for i in items if i["item_id"].endswith("r")]
+    mismatches = stats["stages"]["verify"]["drop_reasons"].get("blind_solve_mismatch", 0)
+    assert mismatches > 0
+    if repair:
+        assert stats["slots"]["verify_repairs"] > 0
+        assert repaired and all(i["origin"] == "rewrite" and i["provenance"] for i in repaired)
+        # every repair is one more rewrite request for the same source question
+        assert stats["stages"]["rewrite"]["in"] == (
+            stats["stages"]["relevance"]["out"] + stats["slots"]["verify_repairs"])
+    else:
+        assert not repaired and "verify_repairs" not in stats["slots"]

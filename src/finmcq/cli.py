@@ -154,6 +154,10 @@ def build(
         "(default on).")] = None,
     judge_model: Annotated[str | None, typer.Option(
         help="Model for the second-answer judge (default: --model).")] = None,
+    verify_repair: Annotated[bool | None, typer.Option(
+        "--verify-repair/--no-verify-repair",
+        help="A rewrite the blind solve disagrees with is rewritten once with that feedback "
+        "before its slot falls back to generation (default off).")] = None,
     blind_solves: Annotated[int | None, typer.Option(
         help="Self-consistency: k blind solves that must all find the key (default 1).")] = None,
     grade_solutions: Annotated[bool | None, typer.Option(
@@ -196,6 +200,7 @@ def build(
             timeout_s=timeout, max_retries=max_retries, instruction=instruction,
             difficulty_mix=_mix(difficulty_mix), second_answer_judge=second_answer_judge,
             judge_model=judge_model, blind_solves=blind_solves, grade_solutions=grade_solutions,
+            verify_repair=verify_repair,
             grade_model=grade_model, min_solution_score=min_solution_score,
             near_duplicate_threshold=near_duplicate_threshold,
             contamination_check=contamination_check,

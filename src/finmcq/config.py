@@ -49,6 +49,9 @@ class BuildSettings(BaseModel):
     )
     difficulty_mix: tuple[float, float, float] = (0.3, 0.5, 0.2)
     max_attempts_per_question: int = Field(6, ge=1)
+    verify_repair: bool = Field(
+        False, description="a rewrite failing the blind solve is rewritten once with feedback "
+        "before its slot falls back to generation")
     solve_tries: int = Field(3, ge=1)
     instruction: str = DEFAULT_INSTRUCTION
     progress: bool | None = None

@@ -325,10 +325,11 @@ class Pipeline:
 
     # -- the chain that fills one slot -----------------------------------------------------
 
-    async def _draft(self, slot: Slot, attempt: int, item_id: str) -> Any:
+    async def _draft(self, slot: Slot, attempt: int, item_id: str,
+                     feedback: str | None = None) -> Any:
         if attempt == 0 and slot.source is not None:
             result = await self.rewrite.run(slot.source.source, slot.topic, item_id,
-                                            slot.difficulty)
+                                            slot.difficulty, feedback)
             self._mark("rewrite")
             return result
         await self._relevance_done.wait()  # few-shot examples are final only then
@@ -357,9 +358,14 @@ class Pipeline:
                     self.settings.max_attempts_per_question)
         return None
 
-    async def _attempt(self, slot: Slot, attempt: int, item_id: str) -> Delivered | None:
-        """One try at a slot: every stage in order; None (and the drop recorded) if one says no."""
-        draft = await self._draft(slot, attempt, item_id)
+    async def _attempt(self, slot: Slot, attempt: int, item_id: str,
+                       feedback: str | None = None) -> Delivered | None:
+        """One try at a slot: every stage in order; None (and the drop recorded) if one says no.
+
+        With ``verify_repair``, a rewrite whose blind solve disagrees with its key is rewritten
+        once more, told what the solver chose, before the slot falls back to generation.
+        """
+        draft = await self._draft(slot, attempt, item_id, feedback)
         if isinstance(draft, Dropped):
             self._record_drop(item_id, "draft", draft)
             return None
@@ -394,6 +400,13 @@ class Pipeline:
         self.progress.advance("verify")
         if isinstance(verification, Dropped):
             self._record_drop(item_id, "verify", verification)
+            if (verification.reason == "blind_solve_mismatch" and self.settings.verify_repair
+                    and feedback is None and item.origin == "rewrite"):
+                self.slot_stats["verify_repairs"] += 1
+                note = ("정답을 모르는 풀이자가 정답이 아닌 선택지를 골랐습니다"
+                        f"({verification.detail}). 그 선택지도 답이 될 수 있거나 정답의 근거가 "
+                        "부족했다는 뜻입니다.")
+                return await self._attempt(slot, attempt, f"{item_id}r", feedback=note)
             return None
         item = item.model_copy(update={"difficulty": verification.difficulty})
         audit: DistractorAudit | None = None
@@ -445,7 +458,7 @@ class Pipeline:
         admitted: dict[int, Slot] = {}
         relevant_per_topic: Counter[Topic] = Counter()
         unjudged = len(sources)
-        results: dict[str, int] = {}  # slot id → attempt of its current delivery
+        results: dict[str, str] = {}  # slot id → item id of its current delivery
         unfilled: list[str] = []
         slot_queue: asyncio.Queue[Slot | None] = asyncio.Queue()
 
@@ -507,13 +520,13 @@ class Pipeline:
                 if done is None:
                     unfilled.append(slot.slot_id)
                 else:
-                    results[slot.slot_id] = done.attempt
+                    results[slot.slot_id] = done.item.item_id
 
         workers = [slot_worker() for _ in range(max(2, s.concurrency * 2))]
         await asyncio.gather(self._prepare_contamination(), run_relevance(), *workers)
         await self._dedupe(results, unfilled)
 
-        delivered = DeliveredItems(self.store, [f"{k}.{results[k]}" for k in sorted(results)])
+        delivered = DeliveredItems(self.store, [results[k] for k in sorted(results)])
         return BuildOutcome(delivered=delivered, target=s.questions,
                             stats=self._stats(quotas, delivered, len(sources)),
                             unfilled=sorted(unfilled))
@@ -556,7 +569,7 @@ class Pipeline:
         item = json.loads(payload)["item"]
         return question_text(item["question"], item["options"])
 
-    async def _dedupe(self, results: dict[str, int], unfilled: list[str]) -> None:
+    async def _dedupe(self, results: dict[str, str], unfilled: list[str]) -> None:
         """Drop later exact and near duplicates (in slot order) and refill their slots; repeat.
 
         Slot order, not completion order, decides which of two similar questions stays, so the
@@ -566,7 +579,7 @@ class Pipeline:
         for _round in range(DEDUPE_ROUNDS):
             started = time.monotonic()
             order = sorted(results)
-            ids = [f"{k}.{results[k]}" for k in order]
+            ids = [results[k] for k in order]
             duplicates = self.finder.find_signed([self._signatures[k] for k in order],
                                                  functools.partial(self._nth_text, ids))
             log.info("dedupe round %d: %d of %d items repeat an earlier one (%.1fs)", _round,
@@ -590,7 +603,7 @@ class Pipeline:
                 if done is None:
                     unfilled.append(slot.slot_id)
                 else:
-                    results[slot.slot_id] = done.attempt
+                    results[slot.slot_id] = done.item.item_id
 
             await bounded_map(losers, refill, self.settings.concurrency * 2)
 

@@ -14,8 +14,8 @@ class RewriteStage(LLMStage[McqDraft]):
     reply_model = McqDraft
 
     @staticmethod
-    def payload(source: SourceQuestion, topic: Topic,
-                difficulty: Difficulty | None = None) -> dict[str, object]:
+    def payload(source: SourceQuestion, topic: Topic, difficulty: Difficulty | None = None,
+                feedback: str | None = None) -> dict[str, object]:
         payload: dict[str, object] = {
             "task": "rewrite",
             "subject": source.provenance.subject,
@@ -26,11 +26,14 @@ class RewriteStage(LLMStage[McqDraft]):
         }
         if difficulty is not None:  # the slot's target: the rewrite adjusts to it
             payload["difficulty"] = difficulty.value
+        if feedback is not None:  # a repair: why the previous rewrite failed verification
+            payload["feedback"] = feedback
         return payload
 
     async def run(self, source: SourceQuestion, topic: Topic, item_id: str,
-                  difficulty: Difficulty | None = None) -> McqDraft | Dropped:
-        reply = await self.ask(self.payload(source, topic, difficulty), item_id)
+                  difficulty: Difficulty | None = None,
+                  feedback: str | None = None) -> McqDraft | Dropped:
+        reply = await self.ask(self.payload(source, topic, difficulty, feedback), item_id)
         if isinstance(reply, Dropped):
             self.stats.drop(reply.reason)
         else:
