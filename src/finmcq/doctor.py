@@ -34,8 +34,8 @@ from finmcq.config import BuildSettings
 # exactly as a build would.
 from finmcq.engine.client import (
     EngineConfig,
-    _Invalid,
-    _is_response_format_error,
+    InvalidReply,
+    is_response_format_error,
     parse_reply,
 )
 from finmcq.engine.runlog import redact, register_secret
@@ -241,7 +241,7 @@ def _check_structured(client: openai.OpenAI, config: EngineConfig, where: str,
     try:
         content, finish = _ask(client, config, messages, schema_format, timeout)
     except openai.BadRequestError as exc:
-        if not _is_response_format_error(_message(exc)):
+        if not is_response_format_error(_message(exc)):
             return Check("structured_output", "fail",
                          f"the structured request was rejected (400): {_message(exc)}",
                          "Check --model; finmcq needs a model that can answer in JSON")
@@ -304,7 +304,7 @@ def _reply_problem(content: str | None, finish: str | None) -> tuple[str, str] |
         return "truncated", f"the reply was cut off at {STRUCTURED_MAX_TOKENS} tokens"
     try:
         parse_reply(content, BlindSolve)
-    except _Invalid as exc:
+    except InvalidReply as exc:
         shown = json.dumps((content or "")[:80], ensure_ascii=False)
         return exc.cause, f"{exc} (reply began {shown})"
     return None

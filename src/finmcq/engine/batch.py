@@ -47,14 +47,14 @@ from pydantic import BaseModel
 
 from finmcq.engine.client import (
     EngineConfig,
+    InvalidReply,
     LLMCallFailed,
     LLMEngine,
     LLMFatalError,
     LLMRequest,
     LLMResult,
     _first_choice,
-    _Invalid,
-    _is_response_format_error,
+    is_response_format_error,
     parse_reply,
     request_key,
 )
@@ -408,16 +408,16 @@ class BatchEngine(LLMEngine):
     # -- results ---------------------------------------------------------------------------
 
     def _use(self, request: LLMRequest[T], key: str, model: str, body: dict[str, Any],
-             payload: str, batch_id: str, attempts: int, usage: Any) -> LLMResult[T] | _Invalid:
+             payload: str, batch_id: str, attempts: int, usage: Any) -> LLMResult[T] | InvalidReply:
         """Validate a downloaded reply like the engine does; record it (batch price) if valid."""
         self.ledger.consume(key)
         completion = json.loads(payload)
         try:
             content, finish_reason = _first_choice(completion)
             if finish_reason == "length":
-                raise _Invalid("truncated", "finish_reason=length: the reply was cut off")
+                raise InvalidReply("truncated", "finish_reason=length: the reply was cut off")
             value = parse_reply(content, request.schema)
-        except _Invalid as exc:
+        except InvalidReply as exc:
             self._note(True)
             self._retry_event(request, exc.cause, str(exc), attempts)
             return exc
@@ -438,7 +438,7 @@ class BatchEngine(LLMEngine):
             self._fail_fatal(f"The Batch API answered HTTP {status} for a {request.stage} request "
                              f"at {self.config.base_url or 'api.openai.com'}: {message}. Check the "
                              "API key, --model and --base-url; rerun with the same --out to resume")
-        if (status == 400 and _is_response_format_error(message)
+        if (status == 400 and is_response_format_error(message)
                 and self.config.structured_output == "auto" and self._mode != "prompt"):
             self._mode = "json_object" if self._mode == "json_schema" else "prompt"
             log.warning("The Batch API rejected response_format (%s); falling back to %s.",

@@ -205,7 +205,7 @@ def request_key(model: str, messages: tuple[Mapping[str, str], ...], schema: typ
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class _Invalid(Exception):
+class InvalidReply(Exception):
     """The reply arrived but is not usable (bad JSON, schema violation, truncated)."""
 
     def __init__(self, cause: str, detail: str) -> None:
@@ -216,7 +216,7 @@ class _Invalid(Exception):
 def parse_reply(content: str | None, schema: type[T]) -> T:
     """Parse a reply into ``schema``; tolerate a Markdown code fence around the JSON."""
     if not content or not content.strip():
-        raise _Invalid("empty_reply", "the reply had no content")
+        raise InvalidReply("empty_reply", "the reply had no content")
     text = content.strip()
     if text.startswith("```"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
@@ -224,14 +224,14 @@ def parse_reply(content: str | None, schema: type[T]) -> T:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Invalid("invalid_json",
+        raise InvalidReply("invalid_json",
                        f"reply is not valid JSON ({exc.msg} at {exc.pos})") from None
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise _Invalid(
+        raise InvalidReply(
             "schema_violation",
             f"{exc.error_count()} schema error(s), first at {where}: {first['msg']}",
         ) from None
@@ -346,9 +346,9 @@ class LLMEngine:
                         self.in_flight -= 1
                 content, finish_reason = _first_choice(completion)
                 if finish_reason == "length":
-                    raise _Invalid("truncated", "finish_reason=length: the reply was cut off")
+                    raise InvalidReply("truncated", "finish_reason=length: the reply was cut off")
                 value = parse_reply(content, request.schema)
-            except _Invalid as exc:
+            except InvalidReply as exc:
                 self._note(False, "unusable_reply")
                 self._charge_unusable(request, usage, model, completion, exc.cause)
                 invalid += 1
@@ -432,7 +432,7 @@ class LLMEngine:
                 f"model {model!r}: {message}. Check --model (see `finmcq doctor`) and that "
                 "--base-url ends with /v1."
             )
-        if (status == 400 and _is_response_format_error(message) and mode != "prompt"
+        if (status == 400 and is_response_format_error(message) and mode != "prompt"
                 and self.config.structured_output == "auto"):
             if self._mode == mode:  # first request to notice switches everyone
                 self._mode = "json_object" if mode == "json_schema" else "prompt"
@@ -574,10 +574,10 @@ def _first_choice(completion: Any) -> tuple[str | None, str | None]:
         choice = completion["choices"][0]
         message = choice.get("message") or {}
         if message.get("refusal"):
-            raise _Invalid("refusal", f"the model refused: {message['refusal']}")
+            raise InvalidReply("refusal", f"the model refused: {message['refusal']}")
         return message.get("content"), choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise _Invalid("malformed_reply", "the reply has no choices[0].message") from None
+        raise InvalidReply("malformed_reply", "the reply has no choices[0].message") from None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -589,6 +589,6 @@ def _error_message(exc: openai.APIStatusError) -> str:
     return str(exc.message if hasattr(exc, "message") else exc)
 
 
-def _is_response_format_error(message: str) -> bool:
+def is_response_format_error(message: str) -> bool:
     text = message.lower()
     return "response_format" in text or "json_schema" in text or "structured" in text
