@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="both")
     args = parser.parse_args()
-    os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-secret")
+    os.environ.setdefault("OPENAI_API_KEY", "bench-key-not-a-secret")
     proc, base = start_fake(args.latency_ms)
     try:
         transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]

@@ -108,14 +108,14 @@ def test_retry_after_is_honoured(tmp_path: Path, make_fake: Any) -> None:
 
 def test_wrong_key_stops_at_once_with_a_clear_message(tmp_path: Path, make_fake: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = make_fake(api_key="sk-the-right-key")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-a-wrong-key-123456")
+    fake = make_fake(api_key="test-right-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-wrong-key-123456")
     engine, store = make_engine(tmp_path, fake.base_url, concurrency=10)
     with pytest.raises(LLMFatalError) as info:
         asyncio.run(run_all(engine, [verify_request(i) for i in range(500)]))
     message = str(info.value)
     assert "401" in message and "OPENAI_API_KEY" in message
-    assert "sk-a-wrong-key-123456" not in message
+    assert "test-wrong-key-123456" not in message
     assert fake.stats()["requests"] <= 20  # stopped at once, not 500 × retries
     store.close()
 
@@ -306,7 +306,7 @@ def test_api_key_is_never_written(tmp_path: Path, make_fake: Any,
     logging.getLogger("finmcq.test").info("the key is %s", key)  # even a careless log line
     asyncio.run(run_all(engine, [verify_request(i) for i in range(30)]))
     store.close()
-    bad = make_fake(api_key="sk-some-other-key")
+    bad = make_fake(api_key="test-other-key")
     engine2, store2 = make_engine(tmp_path, bad.base_url)
     with pytest.raises(LLMFatalError) as info:
         asyncio.run(run_all(engine2, [verify_request(99)]))

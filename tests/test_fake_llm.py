@@ -220,14 +220,14 @@ def test_deterministic_and_stateless(fake: FakeLLMServer) -> None:
 
 
 def test_auth_required_when_configured() -> None:
-    with FakeLLMServer(api_key="sk-test-secret") as server:
+    with FakeLLMServer(api_key="test-fake-secret") as server:
         body = chat_body({"task": "relevance", "question": "주가", "options": {}},
                          RelevanceJudgment)
         status, _, data = post(server.base_url, body)
         assert status == 401 and data["error"]["code"] == "invalid_api_key"
         status, _, _ = post(server.base_url, body, headers={"Authorization": "Bearer nope"})
         assert status == 401
-        good = {"Authorization": "Bearer sk-test-secret"}
+        good = {"Authorization": "Bearer test-fake-secret"}
         assert post(server.base_url, body, headers=good)[0] == 200
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0).models.list()

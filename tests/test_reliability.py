@@ -866,7 +866,7 @@ def test_the_api_key_is_never_written_or_echoed(make_fake: Callable[..., FakeLLM
                OPENAI_API_KEY=key)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    wrong = make_fake(api_key="sk-test-the-right-one-" + secrets.token_hex(8))
+    wrong = make_fake(api_key="test-the-right-one-" + secrets.token_hex(8))
     failed_dir = tmp_path / "failed"
     failed = cli(build_args(wrong.base_url, failed_dir, questions=8, concurrency=20),
                  OPENAI_API_KEY=key)
@@ -966,7 +966,7 @@ def test_doctor_passes_a_healthy_server_with_one_tiny_request_each(
     [
         ({}, {"model": "no-such-model"}, "model", "no-such-model"),
         ({"ignore_response_format": True}, {}, "structured_output", "ignores response_format"),
-        ({"api_key": "sk-test-server-only-key"}, {}, "connectivity", "401"),
+        ({"api_key": "test-server-only-key"}, {}, "connectivity", "401"),
     ],
     ids=["unknown-model", "ignores-response-format", "wrong-key"],
 )
