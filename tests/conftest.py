@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from finmcq.fake.server import FakeConfig, FakeLLMServer
+from finmcq.records import LETTERS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_KMMLU = REPO.parent / "shared" / "kmmlu"
@@ -54,3 +56,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+# The step-1 prompt of every training pair, exactly: instruction, question, A–G, answer cue.
+STEP1 = re.compile(
+    r"\A다음 문제를 읽고 정답으로 가장 알맞은 것을 고르시요\.\n"
+    r"### 질문: (?P<question>[^\n]+)\n"
+    r"### 선택지:\n"
+    + "".join(rf"{letter}\. (?P<{letter}>[^\n]+)\n" for letter in LETTERS)
+    + r"### 정답:\Z"
+)

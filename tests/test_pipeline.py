@@ -17,15 +17,7 @@ from finmcq.build import run_build
 from finmcq.config import BuildSettings
 from finmcq.records import LETTERS, normalize_text
 
-from .conftest import PYTHON, subprocess_env
-
-STEP1 = re.compile(
-    r"^다음 문제를 읽고 정답으로 가장 알맞은 것을 고르시요\.\n"
-    r"### 질문: (?P<question>[^\n]+)\n"
-    r"### 선택지:\n"
-    + "".join(rf"{letter}\. (?P<{letter}>[^\n]+)\n" for letter in LETTERS)
-    + r"### 정답:$"
-)
+from .conftest import PYTHON, STEP1, subprocess_env
 
 
 def settings_for(base_url: str, out: Path, **kw: Any) -> BuildSettings:

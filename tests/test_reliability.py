@@ -47,7 +47,7 @@ from finmcq.stages.base import load_prompt
 from finmcq.stages.relevance import RelevanceStage
 from finmcq.stages.rewrite import RewriteStage
 
-from .conftest import PYTHON, subprocess_env
+from .conftest import PYTHON, STEP1, subprocess_env
 
 pytestmark = pytest.mark.reliability
 
@@ -60,13 +60,6 @@ SMALL_CONCURRENCY = 8
 SMALL_LATENCY_MS = 20
 CLI_TIMEOUT_S = 300
 
-STEP1 = re.compile(
-    r"\A다음 문제를 읽고 정답으로 가장 알맞은 것을 고르시요\.\n"
-    r"### 질문: (?P<question>[^\n]+)\n"
-    r"### 선택지:\n"
-    + "".join(rf"{letter}\. [^\n]+\n" for letter in LETTERS)
-    + r"### 정답:\Z"
-)
 OUTPUT_GLOBS = ("final_training_data_*.json", "items_*.jsonl", "processing_stats_*.json")
 
 

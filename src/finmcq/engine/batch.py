@@ -56,7 +56,6 @@ from finmcq.engine.client import (
     _first_choice,
     is_response_format_error,
     parse_reply,
-    request_key,
 )
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.store import RunStore
@@ -355,11 +354,7 @@ class BatchEngine(LLMEngine):
             raise self._fatal
         await self._started()
         cfg = self.config
-        model = request.model or cfg.model_for(request.stage)
-        temperature = cfg.temperature if request.temperature is None else request.temperature
-        max_tokens = request.max_tokens or cfg.max_tokens
-        key = request_key(model, request.messages, request.schema, temperature, max_tokens,
-                          request.seed)
+        model, temperature, max_tokens, key = self.resolve(request)
         usage = self.meter.stage(request.stage)
         invalid = resubmits = 0
         body: dict[str, Any] | None = None

@@ -301,16 +301,22 @@ class LLMEngine:
 
     # -- public API ------------------------------------------------------------------------
 
-    async def call(self, request: LLMRequest[T]) -> LLMResult[T]:
-        """Answer ``request`` from the cache or the API; raise LLMCallFailed / LLMFatalError."""
-        if self._fatal is not None:
-            raise self._fatal
+    def resolve(self, request: LLMRequest[Any]) -> tuple[str, float, int, str]:
+        """The model, temperature and max_tokens a request runs with, and its cache key."""
         cfg = self.config
         model = request.model or cfg.model_for(request.stage)
         temperature = cfg.temperature if request.temperature is None else request.temperature
         max_tokens = request.max_tokens or cfg.max_tokens
         key = request_key(model, request.messages, request.schema, temperature, max_tokens,
                           request.seed)
+        return model, temperature, max_tokens, key
+
+    async def call(self, request: LLMRequest[T]) -> LLMResult[T]:
+        """Answer ``request`` from the cache or the API; raise LLMCallFailed / LLMFatalError."""
+        if self._fatal is not None:
+            raise self._fatal
+        cfg = self.config
+        model, temperature, max_tokens, key = self.resolve(request)
         usage = self.meter.stage(request.stage)
 
         cached = self.store.get_response(key)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from finmcq.engine.client import LLMCallFailed, LLMEngine, LLMRequest
 
 Reply = TypeVar("Reply", bound=BaseModel)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ class StageStats:
     def drop(self, reason: str) -> None:
         self.seen += 1
         self.dropped[reason] += 1
+
+    def count(self, verdict: V) -> V:
+        """Count ``verdict`` as a drop (a :class:`Dropped`) or a keep; return it unchanged."""
+        if isinstance(verdict, Dropped):
+            self.drop(verdict.reason)
+        else:
+            self.keep()
+        return verdict
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -36,8 +36,4 @@ class GenerateStage(LLMStage[McqDraft]):
                   attempt: int, examples: Sequence[SourceQuestion]) -> McqDraft | Dropped:
         payload = self.payload(topic, subtopic, difficulty, slot_id, attempt, examples)
         reply = await self.ask(payload, f"{slot_id}.{attempt}")
-        if isinstance(reply, Dropped):
-            self.stats.drop(reply.reason)
-        else:
-            self.stats.keep()
-        return reply
+        return self.stats.count(reply)

@@ -47,11 +47,7 @@ class GradeStage(LLMStage[SolutionGrade]):
     async def run(self, item: McqItem, solution: Solution,
                   solver: SolveStage) -> Graded | Dropped:
         verdict = await self._judge(item, solution, solver)
-        if isinstance(verdict, Dropped):
-            self.stats.drop(verdict.reason)
-        else:
-            self.stats.keep()
-        return verdict
+        return self.stats.count(verdict)
 
     async def _judge(self, item: McqItem, solution: Solution,
                      solver: SolveStage) -> Graded | Dropped:

@@ -78,13 +78,9 @@ class JudgeStage(LLMStage[DistractorAudit]):
                   recheck: Callable[[McqItem], str | None]) -> Audited | Dropped:
         """Audit ``item``; ``recheck`` (the shape checks) vets a repaired item before re-audit."""
         verdict = await self._audit(item, recheck)
-        if isinstance(verdict, Dropped):
-            self.stats.drop(verdict.reason)
-        else:
-            self.stats.keep()
-            if verdict.repaired:
-                self.stats.retried["repaired"] += 1
-        return verdict
+        if not isinstance(verdict, Dropped) and verdict.repaired:
+            self.stats.retried["repaired"] += 1
+        return self.stats.count(verdict)
 
     async def _audit(self, item: McqItem,
                      recheck: Callable[[McqItem], str | None]) -> Audited | Dropped:

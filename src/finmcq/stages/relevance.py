@@ -40,11 +40,7 @@ class RelevanceStage(LLMStage[RelevanceJudgment]):
         else:
             reply = await self.ask(self.payload(source), source.uid)
             verdict = reply if isinstance(reply, Dropped) else self.keep(source, reply)
-        if isinstance(verdict, Dropped):
-            self.stats.drop(verdict.reason)
-        else:
-            self.stats.keep()
-        return verdict
+        return self.stats.count(verdict)
 
     def keep(self, source: SourceQuestion, judgment: RelevanceJudgment) -> Judged | Dropped:
         if not judgment.relevant:

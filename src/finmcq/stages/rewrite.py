@@ -34,8 +34,4 @@ class RewriteStage(LLMStage[McqDraft]):
                   difficulty: Difficulty | None = None,
                   feedback: str | None = None) -> McqDraft | Dropped:
         reply = await self.ask(self.payload(source, topic, difficulty, feedback), item_id)
-        if isinstance(reply, Dropped):
-            self.stats.drop(reply.reason)
-        else:
-            self.stats.keep()
-        return reply
+        return self.stats.count(reply)

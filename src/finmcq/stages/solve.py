@@ -61,11 +61,7 @@ class SolveStage(LLMStage[SolutionDraft]):
     async def run(self, item: McqItem) -> Solution | Dropped:
         """A solution for ``item``, counted as this stage's in/out."""
         result = await self._solve(item)
-        if isinstance(result, Dropped):
-            self.stats.drop(result.reason)
-        else:
-            self.stats.keep()
-        return result
+        return self.stats.count(result)
 
     async def regenerate(self, item: McqItem, feedback: str) -> Solution | Dropped:
         """A new solution after a grader rejected one; counted as a retry, not a new input."""

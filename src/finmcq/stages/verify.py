@@ -42,11 +42,7 @@ class VerifyStage(LLMStage[BlindSolve]):
 
     async def run(self, item: McqItem, target: Difficulty | None = None) -> Verification | Dropped:
         verdict = await self._judge(item, target)
-        if isinstance(verdict, Dropped):
-            self.stats.drop(verdict.reason)
-        else:
-            self.stats.keep()
-        return verdict
+        return self.stats.count(verdict)
 
     async def _solve(self, item: McqItem, sample: int) -> BlindSolve | Dropped:
         temperature = self.sample_temperature if sample else None
