@@ -62,6 +62,17 @@ StageModelOpt = Annotated[list[str] | None, typer.Option(
     "--stage-model", metavar="STAGE=MODEL",
     help="Model for one stage (relevance, rewrite, generate, verify, judge, solve, grade); "
     "repeat for several stages. Stages not named use --model.")]
+EffortOpt = Annotated[str | None, typer.Option(
+    "--reasoning-effort", metavar="LEVEL",
+    help="reasoning_effort for models that take it: none, minimal, low, medium, high, xhigh "
+    "(default: the model's own). More effort: more hidden reasoning tokens, billed as output.")]
+StageEffortOpt = Annotated[list[str] | None, typer.Option(
+    "--stage-reasoning-effort", metavar="STAGE=LEVEL",
+    help="reasoning_effort for one stage (like --stage-model); repeatable.")]
+CapabilitiesOpt = Annotated[Path | None, typer.Option(
+    "--capabilities", metavar="FILE",
+    help="TOML rules added to the model capability table (token-limit name, temperature, "
+    "reasoning_effort values, response_format support); see src/finmcq/data/capabilities.toml.")]
 BudgetOpt = Annotated[float | None, typer.Option(
     help="Stop cleanly before this run's spend (all sessions) would pass this many USD; rerun "
     "with the same --out and a larger budget to resume.")]
@@ -84,6 +95,24 @@ def _stage_models(values: list[str] | None) -> dict[str, str] | None:
                               fix=f"STAGE is one of {', '.join(STAGES)}")
         models[stage] = model
     return models
+
+
+def _stage_efforts(values: list[str] | None) -> dict[str, str] | None:
+    """``["solve=high", ...]`` → ``{"solve": "high"}``; a ConfigError names a bad one."""
+    from finmcq.engine.capabilities import EFFORTS
+    from finmcq.errors import ConfigError
+
+    if not values:
+        return None
+    efforts: dict[str, str] = {}
+    for value in values:
+        stage, sep, level = (part.strip() for part in value.partition("="))
+        if not sep or stage not in STAGES or level not in EFFORTS:
+            raise ConfigError(f"--stage-reasoning-effort {value!r} must be STAGE=LEVEL",
+                              fix=f"STAGE is one of {', '.join(STAGES)}; LEVEL one of "
+                              f"{', '.join(EFFORTS)}")
+        efforts[stage] = level
+    return efforts
 
 
 def _mix(value: str | None) -> tuple[float, float, float] | None:
@@ -134,6 +163,9 @@ def build(
     concurrency: ConcurrencyOpt = None,
     budget_usd: BudgetOpt = None,
     batch: BatchOpt = None,
+    reasoning_effort: EffortOpt = None,
+    stage_reasoning_effort: StageEffortOpt = None,
+    capabilities: CapabilitiesOpt = None,
     seed: SeedOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory; rerunning with the same one resumes.")] = None,
@@ -207,6 +239,8 @@ def build(
             contamination_against=contamination_against or None,
             contamination_threshold=contamination_threshold, drop_contaminated=drop_contaminated,
             stage_models=_stage_models(stage_model), budget_usd=budget_usd, batch=batch,
+            reasoning_effort=reasoning_effort, capabilities=capabilities,
+            stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort),
         )
         result = run_build(settings, progress=progress)
         _report(result)
@@ -232,6 +266,9 @@ def estimate(
     prices: PricesOpt = None,
     budget_usd: BudgetOpt = None,
     batch: BatchOpt = None,
+    reasoning_effort: EffortOpt = None,
+    stage_reasoning_effort: StageEffortOpt = None,
+    capabilities: CapabilitiesOpt = None,
     config: ConfigOpt = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print JSON instead of a table.")] = False,
@@ -249,6 +286,8 @@ def estimate(
             model=model, stage_models=_stage_models(stage_model), base_url=base_url,
             concurrency=concurrency, seed=seed, out=out, max_attempts_per_question=max_attempts,
             prices=prices, budget_usd=budget_usd, batch=batch,
+            reasoning_effort=reasoning_effort, capabilities=capabilities,
+            stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort),
         )
         sources = load_source(settings.source, settings.subjects, settings.splits)
         result = estimate_with_history(settings, sources)
@@ -312,6 +351,8 @@ def doctor(
     model: Annotated[str | None, typer.Option(help="Model name to check.")] = None,
     api_key_env: Annotated[str | None, typer.Option(
         help="Environment variable that holds the API key.")] = None,
+    reasoning_effort: EffortOpt = None,
+    capabilities: CapabilitiesOpt = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with the build's settings; "
                                                 "flags win.")] = None,
 ) -> None:
@@ -320,7 +361,8 @@ def doctor(
     def action() -> bool:
         from finmcq.doctor import render_checks, run_doctor
 
-        settings = _settings(config, base_url=base_url, model=model, api_key_env=api_key_env)
+        settings = _settings(config, base_url=base_url, model=model, api_key_env=api_key_env,
+                             reasoning_effort=reasoning_effort, capabilities=capabilities)
         checks = run_doctor(settings)
         typer.echo(render_checks(checks))
         return any(check.failed for check in checks)
@@ -381,13 +423,19 @@ def fake_llm(
         help="Corrupt this share of answers, split over the 9 defect kinds.")] = 0.0,
     defect: Annotated[list[str] | None, typer.Option(
         help="KIND=RATE for one defect kind (repeatable).")] = None,
+    profile: Annotated[str, typer.Option(
+        help="Validate, bill and answer like this kind of server: openai, openai-reasoning "
+        "(GPT-5 family), azure, vllm, ollama, llamacpp, anthropic, gemini.")] = "openai",
 ) -> None:
     """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
     from finmcq.fake.config import parse_defect_rates
     from finmcq.fake.server import FakeConfig, serve
 
-    config = FakeConfig(latency_ms=latency_ms, seed=seed, defect_rate=defects,
-                        defect_rates=parse_defect_rates(defect or []))
+    try:
+        config = FakeConfig(latency_ms=latency_ms, seed=seed, defect_rate=defects,
+                            defect_rates=parse_defect_rates(defect or []), profile=profile)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--profile") from None
     with contextlib.suppress(KeyboardInterrupt):
         serve(config, port=port)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,6 +14,7 @@ from finmcq.records import MARKET_TOPICS, Topic
 from finmcq.stages.assemble import DEFAULT_INSTRUCTION
 
 DEFAULT_SOURCE = "HAERAE-HUB/KMMLU"
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 class BuildSettings(BaseModel):
@@ -40,6 +41,11 @@ class BuildSettings(BaseModel):
     max_retries: int = Field(10, ge=1, description="tries per request on transient errors")
     max_invalid_replies: int = Field(6, ge=1, description="unusable replies tolerated per request")
     prices: Path | None = None
+    capabilities: Path | None = Field(
+        None, description="TOML rules added to the model capability table (request shapes)")
+    reasoning_effort: Effort | None = Field(
+        None, description="reasoning_effort sent to models that take it (default: the model's)")
+    stage_reasoning_efforts: dict[str, Effort] = Field(default_factory=dict)
     budget_usd: float | None = Field(None, gt=0, description="stop before spend passes it")
     batch: bool = False  # OpenAI Batch API mode (engine/batch.py)
     # pipeline
@@ -101,6 +107,13 @@ class BuildSettings(BaseModel):
                              "(e.g. 30,50,20)")
         return value
 
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"capability file not found: {value}")
+        return None if value is None else Path(value).expanduser()
+
     @field_validator("contamination_against")
     @classmethod
     def _files_exist(cls, value: list[Path]) -> list[Path]:
@@ -133,6 +146,9 @@ class BuildSettings(BaseModel):
             max_attempts=self.max_retries,
             max_invalid=self.max_invalid_replies,
             budget_usd=self.budget_usd,
+            capabilities=self.capabilities,
+            reasoning_effort=self.reasoning_effort,
+            stage_reasoning_efforts=dict(self.stage_reasoning_efforts),
         )
 
     @classmethod

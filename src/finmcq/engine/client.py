@@ -27,6 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 from urllib.parse import urlparse
 
@@ -34,13 +35,16 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from finmcq.engine.budget import Budget
+from finmcq.engine.capabilities import CapabilityTable
 from finmcq.engine.cost import PriceTable
+from finmcq.engine.jsontext import json_text
 from finmcq.engine.runlog import redact, register_secret
 from finmcq.engine.schema import (
     model_schema_json,
     response_format_json_schema,
     schema_instruction,
 )
+from finmcq.engine.shape import RequestShaper
 from finmcq.engine.store import RunStore
 from finmcq.errors import ConfigError, FinmcqError
 
@@ -87,6 +91,10 @@ class EngineConfig:
     breaker_window: int = 40
     breaker_failure_ratio: float = 0.9
     budget_usd: float | None = None  # stop before the run's spend would pass it (budget.py)
+    # Request shape per model (engine/capabilities.py, engine/shape.py).
+    capabilities: Path | None = None  # extra capability rules (--capabilities FILE)
+    reasoning_effort: str | None = None
+    stage_reasoning_efforts: dict[str, str] = field(default_factory=dict)
 
     def model_for(self, stage: str) -> str:
         return self.stage_models.get(stage, self.model)
@@ -144,6 +152,7 @@ class StageUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # hidden reasoning, part of completion_tokens (billed as output)
     cost_usd: float = 0.0
     latency_s: float = 0.0
     failed_calls: int = 0
@@ -157,6 +166,7 @@ class StageUsage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 6),
             "mean_latency_s": round(self.latency_s / self.requests, 3) if self.requests else None,
             "failed_calls": self.failed_calls,
@@ -188,17 +198,25 @@ class UsageMeter:
 
 
 def request_key(model: str, messages: tuple[Mapping[str, str], ...], schema: type[BaseModel],
-                temperature: float, max_tokens: int, seed: int | None) -> str:
-    """Hash of everything that determines the answer: the cache key."""
+                temperature: float, max_tokens: int, seed: int | None,
+                reasoning_effort: str | None = None) -> str:
+    """Hash of everything that determines the answer: the cache key.
+
+    It is the *logical* request: how the request is shaped on the wire (engine/shape.py) does
+    not change it, so an adapted run resumes and caches like any other.
+    """
+    logical: dict[str, Any] = {
+        "model": model,
+        "messages": [dict(m) for m in messages],
+        "schema": model_schema_json(schema),
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
+    if reasoning_effort is not None:  # absent otherwise: keys of earlier runs stay valid
+        logical["reasoning_effort"] = reasoning_effort
     canonical = json.dumps(
-        {
-            "model": model,
-            "messages": [dict(m) for m in messages],
-            "schema": model_schema_json(schema),
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        },
+        logical,
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -217,10 +235,7 @@ def parse_reply(content: str | None, schema: type[T]) -> T:
     """Parse a reply into ``schema``; tolerate a Markdown code fence around the JSON."""
     if not content or not content.strip():
         raise InvalidReply("empty_reply", "the reply had no content")
-    text = content.strip()
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        text = text.rsplit("```", 1)[0]
+    text = json_text(content)  # plain, fenced, or wrapped in a sentence
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -271,6 +286,12 @@ class LLMEngine:
             "json_schema" if config.structured_output in ("auto", "json_schema")
             else "json_object"
         )
+        self.shaper = RequestShaper(
+            CapabilityTable.load(config.capabilities), config.base_url,
+            effort=config.reasoning_effort, stage_efforts=config.stage_reasoning_efforts,
+            default_temperature=config.temperature, store=store)
+        if config.structured_output == "auto":  # e.g. schema in the prompt from the start
+            self._mode = self.shaper.initial_mode(config.model, self._mode)
         self._recent: deque[tuple[bool, str]] = deque(maxlen=config.breaker_window)
         self._successes = 0
         self._fatal: LLMFatalError | None = None
@@ -308,7 +329,7 @@ class LLMEngine:
         temperature = cfg.temperature if request.temperature is None else request.temperature
         max_tokens = request.max_tokens or cfg.max_tokens
         key = request_key(model, request.messages, request.schema, temperature, max_tokens,
-                          request.seed)
+                          request.seed, self.shaper.requested_effort(request.stage))
         return model, temperature, max_tokens, key
 
     async def call(self, request: LLMRequest[T]) -> LLMResult[T]:
@@ -367,6 +388,9 @@ class LLMEngine:
                     ) from None
                 continue
             except openai.APIStatusError as exc:
+                if self.shaper.adapt(model, body, exc.status_code, exc.body,
+                                     self.redact(_error_message(exc))):
+                    continue  # an unsupported parameter: sent again in the adapted shape
                 wait = await self._on_status_error(exc, request, attempt, mode)
                 if wait is None:
                     continue
@@ -416,7 +440,7 @@ class LLMEngine:
             body["seed"] = request.seed
         if response_format is not None:
             body["response_format"] = response_format
-        return body
+        return self.shaper.wire(body, request.stage)  # the model's shape (engine/shape.py)
 
     async def _on_status_error(self, exc: openai.APIStatusError, request: LLMRequest[Any],
                                attempt: int, mode: StructuredMode) -> float | None:
@@ -472,6 +496,8 @@ class LLMEngine:
         cost = self.prices.cost(model, prompt_tokens, completion_tokens)
         usage.prompt_tokens += prompt_tokens
         usage.completion_tokens += completion_tokens
+        usage.reasoning_tokens += reasoning_tokens(u)
+        self.shaper.observe_reasoning(model, reasoning_tokens(u))
         usage.cost_usd += cost
         usage.unusable_cost_usd += cost
         self.store.add_unusable(stage=request.stage, item_id=request.item_id, model=model,
@@ -559,6 +585,11 @@ class LLMEngine:
         usage.prompt_tokens += prompt_tokens
         usage.completion_tokens += completion_tokens
         usage.cached_tokens += cached_tokens
+        reasoning = reasoning_tokens(u)
+        usage.reasoning_tokens += reasoning
+        if reasoning:
+            self.store.add_reasoning(key, request.stage, reasoning)
+            self.shaper.observe_reasoning(model, reasoning)
         usage.cost_usd += cost
         usage.latency_s += latency
         return LLMResult(value=value, key=key, cached=False, prompt_tokens=prompt_tokens,
@@ -584,6 +615,12 @@ def _first_choice(completion: Any) -> tuple[str | None, str | None]:
         return message.get("content"), choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise InvalidReply("malformed_reply", "the reply has no choices[0].message") from None
+
+
+def reasoning_tokens(usage: Mapping[str, Any]) -> int:
+    """Hidden reasoning tokens of a reply (``usage.completion_tokens_details``); 0 if absent."""
+    details = usage.get("completion_tokens_details") or {}
+    return int(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

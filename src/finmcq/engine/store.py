@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS unusable (
     completion_tokens INTEGER NOT NULL,
     cost_usd          REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reasoning (
+    key              TEXT PRIMARY KEY,
+    stage            TEXT NOT NULL,
+    reasoning_tokens INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     ts       REAL NOT NULL,
@@ -298,6 +303,16 @@ class RunStore:
         )
 
     # -- events (retries, failures) --------------------------------------------------------
+
+    def add_reasoning(self, key: str, stage: str, reasoning_tokens: int) -> None:
+        """Hidden reasoning tokens of a stored reply (part of its completion tokens)."""
+        self._write("INSERT OR REPLACE INTO reasoning(key, stage, reasoning_tokens) "
+                    "VALUES (?, ?, ?)", (key, stage, reasoning_tokens))
+
+    def reasoning_by_stage(self) -> dict[str, int]:
+        """Reasoning tokens of every stored reply, per stage (all sessions of this run)."""
+        rows = self._query("SELECT stage, SUM(reasoning_tokens) FROM reasoning GROUP BY stage")
+        return {stage: int(n or 0) for stage, n in rows}
 
     def add_event(self, kind: str, *, stage: str | None, item_id: str | None, detail: str) -> None:
         self._write(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from finmcq.fake.defects import DEFECT_KINDS, resolve_rates
+from finmcq.fake.profiles import PROFILES, Profile, profile
 
 DEFAULT_MODELS: tuple[str, ...] = ("fake-finance-1", "gpt-4o-mini", "gpt-4o")
 
@@ -34,8 +35,14 @@ class FakeConfig:
     # ``defect_rates`` sets kinds one by one (probability per eligible reply).
     defect_rate: float = 0.0
     defect_rates: dict[str, float] = field(default_factory=dict)
+    # How a kind of server validates, bills and answers (fake/profiles.py); with the default
+    # model list, the profile's own models are served.
+    profile: str = "openai"
 
     def __post_init__(self) -> None:
+        self.server_profile: Profile = profile(self.profile)
+        if list(self.models) == list(DEFAULT_MODELS) and self.server_profile.models:
+            self.models = list(self.server_profile.models)
         rates = self.fault_rates()
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
@@ -86,6 +93,8 @@ def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reject-json-schema", action="store_true")
     parser.add_argument("--ignore-response-format", action="store_true")
     parser.add_argument("--no-honor-max-tokens", dest="honor_max_tokens", action="store_false")
+    parser.add_argument("--profile", default="openai", choices=list(PROFILES),
+                        help="validate, bill and answer like this kind of server")
     parser.add_argument("--defects", dest="defect_rate", type=float, default=0.0, metavar="RATE",
                         help="defect mode: this share of answers is corrupted, split evenly over "
                         f"the kinds ({', '.join(DEFECT_KINDS)})")

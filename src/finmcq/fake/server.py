@@ -33,6 +33,7 @@ from aiohttp import web
 from finmcq.fake.batch import add_batch_routes
 from finmcq.fake.config import FakeConfig
 from finmcq.fake.defects import Corruption, corrupt_draft, corrupt_solution, draw
+from finmcq.fake.profiles import PATH_PREFIXES, error_json
 from finmcq.fake.replies import (
     SCHEMA_NAMES,
     ReplyContext,
@@ -236,8 +237,14 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
         return _error(400, "'messages' is a required property", "invalid_request_error",
                       param="messages")
     model = body.get("model")
-    if model not in config.models:
+    server = config.server_profile  # how a real server of this kind validates (profiles.py)
+    if model not in config.models and not server.any_model:
         return _model_not_found(model)
+    rejected = server.reject(body)
+    if rejected is not None:
+        return web.Response(body=error_json(rejected), status=rejected[0],
+                            content_type="application/json")
+    body = server.effective(body)  # ignored fields dropped, temperature capped
     if body.get("stream"):
         return _error(400, "stream=true is not supported by the fake server",
                       "invalid_request_error", param="stream")
@@ -278,14 +285,16 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     seed = config.seed
     digest = hashlib.sha256(canonical + f"\x00{seed}".encode()).hexdigest()
     salt = json.dumps([model, body.get("seed"), body.get("temperature")])
-    ctx = context_for(digest, seed, _schema_name(body, messages), last_user, salt)
+    schema_name = _schema_name(body, messages)
+    ctx = context_for(digest, seed, schema_name, last_user, salt)
     task, reply = build_reply(item, ctx)
     corruption: Corruption | None = None
     if config.defects_on and item is not None:
         reply, corruption = _corrupt(task, item, reply, ctx, config)
 
-    usable = not config.ignore_response_format
+    usable = not config.ignore_response_format and not (server.claude_json and not schema_name)
     content = json.dumps(reply, ensure_ascii=False) if usable else to_prose(reply)
+    content = server.wrap(content, schema_name, digest) if usable else content
     finish = "stop"
     rates = config.defect_table()
     if fault is None and rates["invalid_json"] and draw(
@@ -299,10 +308,13 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     elif fault == "length":
         content = content[: max(1, len(content) // 2)]
         finish, usable = "length", False
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if (config.honor_max_tokens and isinstance(limit, int) and limit > 0
-            and _tokens(len(content)) > limit):
-        content = content[: limit * 2]
+    limit = server.limit(body)
+    reasoning = server.reasoning_tokens(body, _tokens(len(content)), digest)
+    if config.honor_max_tokens and limit is not None and reasoning >= limit:
+        content, finish, usable, reasoning = "", "length", False, limit  # all spent thinking
+    elif (config.honor_max_tokens and limit is not None
+            and _tokens(len(content)) + reasoning > limit):
+        content = content[: (limit - reasoning) * 2]
         finish, usable = "length", False
     if usable:
         state.succeeded[body_hash] += 1
@@ -311,7 +323,7 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
 
     prompt_chars = sum(len(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
     prompt_tokens = _tokens(prompt_chars)
-    completion_tokens = _tokens(len(content))
+    completion_tokens = (_tokens(len(content)) if content else 0) + reasoning
     call_id = hashlib.sha256(f"{digest}|{nth}".encode()).hexdigest()
     return _json(
         {
@@ -326,13 +338,7 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
                 "logprobs": None,
                 "finish_reason": finish,
             }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0},
-            },
+            "usage": server.usage(prompt_tokens, completion_tokens, reasoning),
         },
         headers={"x-request-id": f"req_{call_id[24:48]}"},
     )
@@ -386,9 +392,10 @@ def create_app(config: FakeConfig | None = None, state: FakeState | None = None)
     """The aiohttp application; pass ``state`` to share counters with the caller."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE_KEY] = state or FakeState(config or FakeConfig())
-    app.router.add_post("/v1/chat/completions", _chat_completions)
-    app.router.add_get("/v1/models", _list_models)
-    app.router.add_get("/v1/models/{model}", _get_model)
+    for prefix in PATH_PREFIXES:  # /v1, Azure's /openai/v1, Gemini's /v1beta/openai
+        app.router.add_post(f"{prefix}/chat/completions", _chat_completions)
+        app.router.add_get(f"{prefix}/models", _list_models)
+        app.router.add_get(f"{prefix}/models/{{model}}", _get_model)
     app.router.add_get("/_fake/stats", _stats)
     app.router.add_get("/_fake/defects", _defects)
     app.router.add_post("/_fake/reset", _reset)
