@@ -80,6 +80,7 @@ async def _build(settings: BuildSettings, sources: list[Any],
             settings.engine_config(), store, prices)
         estimate = estimate_with_history(settings, sources, store=store)
         log.info("estimate before any LLM call:\n%s", estimate.as_text())
+        prices.warn_if_stale([s.model for s in estimate.stages.values()])
         subjects = sorted({q.provenance.subject for q in sources})
         splits = sorted({q.provenance.split for q in sources})
         warning = describe_splits(splits)
@@ -93,7 +94,9 @@ async def _build(settings: BuildSettings, sources: list[Any],
         meter = engine.meter
         # The "deliver" row is the whole build: it shows the total spent so far.
         with StageProgress(lambda stage: meter.total_cost if stage == "deliver"
-                           else meter.stage(stage).cost_usd, enabled=progress) as bar:
+                           else meter.stage(stage).cost_usd, enabled=progress,
+                           reasoning_of=lambda stage: meter.reasoning_tokens if stage == "deliver"
+                           else meter.stage(stage).reasoning_tokens) as bar:
             pipeline = Pipeline(settings, engine, store, bar)
             outcome = await pipeline.run(sources)
         source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,
@@ -180,6 +183,9 @@ def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engi
            wall_s: float, source_info: dict[str, Any]) -> dict[str, Any]:
     meter = engine.meter
     all_time = store.usage_by_stage()
+    reasoning_all = store.reasoning_by_stage()
+    for stage, row in all_time.items():
+        row["reasoning_tokens"] = reasoning_all.get(stage, 0)
     settings_dump = json.loads(settings.model_dump_json())
     return {
         "finmcq_version": __version__,
@@ -196,6 +202,14 @@ def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engi
         "usage_all_sessions": all_time,
         "cost_usd": {"this_session": round(meter.session_cost, 6),
                      "total": round(store.total_cost(), 6)},
+        "reasoning_tokens": {"this_session": meter.reasoning_tokens,
+                             "all_sessions": sum(reasoning_all.values()),
+                             "per_stage": dict(sorted(reasoning_all.items()))},
+        "request_shapes": {model: engine.shaper.describe(model)
+                           for model in sorted({settings.engine_config().model_for(s) for s in
+                                                ("relevance", "rewrite", "generate", "verify",
+                                                 "judge", "solve", "grade")})},
+        "request_shape_changes": engine.shaper.changes(),
         "retries_by_cause": _retries(meter.as_dict()),
         "peak_in_flight": engine.peak_in_flight,
         "wall_time_s": round(wall_s, 3),
@@ -218,6 +232,7 @@ def _log_stage_summaries(stats: dict[str, Any]) -> None:
         u = usage.get(name, {})
         reasons = ", ".join(f"{k} {v}" for k, v in stage.get("drop_reasons", {}).items())
         log.info("stage %-13s in %d out %d dropped %d%s | requests %d, cache hits %d, tokens "
-                 "%d/%d, $%.4f", name, stage["in"], stage["out"], stage["dropped"],
+                 "%d/%d (reasoning %d), $%.4f", name, stage["in"], stage["out"], stage["dropped"],
                  f" ({reasons})" if reasons else "", u.get("requests", 0), u.get("cache_hits", 0),
-                 u.get("prompt_tokens", 0), u.get("completion_tokens", 0), u.get("cost_usd", 0.0))
+                 u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
+                 u.get("reasoning_tokens", 0), u.get("cost_usd", 0.0))

@@ -7,7 +7,10 @@ structured output should show up in seconds, not after an hour. :func:`run_docto
    URL is an http(s) URL; no request.
 2. **connectivity** – ``GET /models``: the server answers and accepts the key.
 3. **model** – every model the build would use is in that list.
-4. **chat** – a 1-token chat completion with the build's model.
+4. **chat** – a 1-token chat completion with the build's model, shaped as the build shapes it
+   (:mod:`finmcq.engine.shape`: ``max_completion_tokens`` or ``max_tokens``, temperature sent or
+   not, ``reasoning_effort``); a 400 naming an unsupported parameter adapts the shape, as in a
+   build. **request_shape** then reports the shape settled on.
 5. **structured_output** – a small verify-stage request with ``response_format`` json_schema
    (the exact form the build sends); the reply must validate against the stage's reply model.
    If the server rejects json_schema, JSON mode (the build's fallback) is tried instead.
@@ -29,6 +32,7 @@ from urllib.parse import urlparse
 import openai
 
 from finmcq.config import BuildSettings
+from finmcq.engine.capabilities import CapabilityTable
 
 # The engine's own reply parser and rejection heuristic, so that the doctor judges a reply
 # exactly as a build would.
@@ -40,6 +44,7 @@ from finmcq.engine.client import (
 )
 from finmcq.engine.runlog import redact, register_secret
 from finmcq.engine.schema import response_format_json_schema, schema_instruction
+from finmcq.engine.shape import RequestShaper
 from finmcq.errors import ConfigError
 from finmcq.records import LETTERS, BlindSolve
 from finmcq.stages.base import load_prompt
@@ -102,12 +107,24 @@ def run_doctor(settings: BuildSettings,
         if connectivity.failed:
             return checks + _skipped(("model", "chat", "structured_output"),
                                      "the server could not be used")
-        checks.append(_check_models(models, listed, where))
-        chat = _check_chat(client, config, where, timeout)
+        model_check = _check_models(models, listed, where)
+        checks.append(model_check)
+        shaper = RequestShaper(CapabilityTable.load(config.capabilities), config.base_url,
+                               effort=config.reasoning_effort,
+                               stage_efforts=config.stage_reasoning_efforts)
+        chat = _check_chat(client, shaper, config, where, timeout)
         checks.append(chat)
         if chat.failed:
-            return checks + _skipped(("structured_output",), "the chat request failed")
-        checks.append(_check_structured(client, config, where, timeout))
+            return checks + _skipped(("request_shape", "structured_output"),
+                                     "the chat request failed")
+        if model_check.failed and models == [config.model]:
+            # llama.cpp answers every model name with its one loaded model: not a failure.
+            checks[checks.index(model_check)] = Check(
+                "model", "warn", f"{model_check.detail}, but the server answers chat requests "
+                f"for {config.model!r}", "Servers such as llama.cpp answer any model name with "
+                "the model they loaded; check that it is the one you mean")
+        checks.append(_check_shape(shaper, config))
+        checks.append(_check_structured(client, shaper, config, where, timeout))
     finally:
         client.close()
     return checks
@@ -209,12 +226,39 @@ def _check_models(models: list[str], listed: set[str] | None, where: str) -> Che
                  "Use --model (or stage_models in --config) with a model the server serves")
 
 
-def _check_chat(client: openai.OpenAI, config: EngineConfig, where: str,
-                timeout: float) -> Check:
+def _send(client: openai.OpenAI, shaper: RequestShaper, base: dict[str, Any],
+          timeout: float) -> Any:
+    """One chat request in the model's shape; an unsupported-parameter 400 adapts the shape
+    and sends it again (as a build does), any other error is raised."""
+    for _ in range(6):  # every adaptation changes one parameter; a handful is all there is
+        body = shaper.wire(json.loads(json.dumps(base)), "verify")
+        try:
+            reply = client.chat.completions.create(**body, timeout=timeout)
+        except openai.BadRequestError as exc:
+            if not shaper.adapt(str(base["model"]), body, 400, exc.body, _message(exc)):
+                raise
+            continue
+        details = reply.usage.completion_tokens_details if reply.usage else None
+        shaper.observe_reasoning(str(base["model"]), (details.reasoning_tokens or 0)
+                                 if details is not None else 0)
+        return reply
+    raise RuntimeError("unreachable: the request shape kept changing")  # pragma: no cover
+
+
+def _check_shape(shaper: RequestShaper, config: EngineConfig) -> Check:
+    detail = shaper.describe(config.model, "verify")
+    changes = shaper.changes().get(config.model)
+    if changes:
+        detail += f" (adapted to the server: {'; '.join(changes)})"
+    return Check("request_shape", "ok", detail)
+
+
+def _check_chat(client: openai.OpenAI, shaper: RequestShaper, config: EngineConfig,
+                where: str, timeout: float) -> Check:
     try:
-        reply = client.chat.completions.create(
-            model=config.model, messages=[{"role": "user", "content": "ping"}],
-            max_tokens=1, temperature=0, timeout=timeout)
+        reply = _send(client, shaper, {"model": config.model, "max_tokens": 1, "temperature": 0,
+                                       "messages": [{"role": "user", "content": "ping"}]},
+                      timeout)
     except openai.NotFoundError as exc:
         return Check("chat", "fail", f"model {config.model!r} unknown at {where} (404): "
                      f"{_message(exc)}", "Use --model with a model the server serves")
@@ -234,18 +278,20 @@ def _check_chat(client: openai.OpenAI, config: EngineConfig, where: str,
                  f"(finish_reason={reply.choices[0].finish_reason})")
 
 
-def _check_structured(client: openai.OpenAI, config: EngineConfig, where: str,
-                      timeout: float) -> Check:
+def _check_structured(client: openai.OpenAI, shaper: RequestShaper, config: EngineConfig,
+                      where: str, timeout: float) -> Check:
     messages = [dict(m) for m in load_prompt("verify").messages(_PROBE_ITEM)]
+    if shaper.initial_mode(config.model, "json_schema") == "prompt":
+        return _check_prompt_only(client, shaper, config, messages, timeout)
     schema_format = response_format_json_schema(BlindSolve)
     try:
-        content, finish = _ask(client, config, messages, schema_format, timeout)
+        content, finish = _ask(client, shaper, config, messages, schema_format, timeout)
     except openai.BadRequestError as exc:
         if not is_response_format_error(_message(exc)):
             return Check("structured_output", "fail",
                          f"the structured request was rejected (400): {_message(exc)}",
                          "Check --model; finmcq needs a model that can answer in JSON")
-        return _check_json_mode(client, config, messages, timeout, _message(exc))
+        return _check_json_mode(client, shaper, config, messages, timeout, _message(exc))
     except (openai.APIConnectionError, openai.APIStatusError) as exc:
         return Check("structured_output", "fail", f"the structured request failed: {_cause(exc)}",
                      "Retry `finmcq doctor`; if it persists, check the server")
@@ -255,7 +301,9 @@ def _check_structured(client: openai.OpenAI, config: EngineConfig, where: str,
                      "response_format json_schema is supported; the reply validates")
     cause, text = problem
     fix = ("Use a server/model with structured output (OpenAI, vLLM, Ollama, llama.cpp with a "
-           "JSON grammar); finmcq retries every reply that does not validate")
+           "JSON grammar); finmcq retries every reply that does not validate. If this server "
+           "ignores response_format (as Anthropic's OpenAI compatibility does), say so in a "
+           "--capabilities file: [[rule]] base_url = \"URL*\", response_format = \"ignored\"")
     if cause in ("invalid_json", "empty_reply"):
         return Check("structured_output", "fail",
                      f"the server ignores response_format json_schema: {text}", fix)
@@ -263,13 +311,35 @@ def _check_structured(client: openai.OpenAI, config: EngineConfig, where: str,
                  f"the reply does not follow the requested json_schema: {text}", fix)
 
 
-def _check_json_mode(client: openai.OpenAI, config: EngineConfig,
+def _check_prompt_only(client: openai.OpenAI, shaper: RequestShaper, config: EngineConfig,
+                       messages: list[dict[str, str]], timeout: float) -> Check:
+    """The capability table says the server ignores response_format: the schema travels in the
+    prompt from the first request, as in a build."""
+    prompt = [dict(m) for m in messages]
+    prompt[0]["content"] += schema_instruction(BlindSolve)
+    try:
+        content, finish = _ask(client, shaper, config, prompt, None, timeout)
+    except (openai.APIConnectionError, openai.APIStatusError) as exc:
+        return Check("structured_output", "fail", f"the structured request failed: {_cause(exc)}",
+                     "Retry `finmcq doctor`; if it persists, check the server")
+    problem = _reply_problem(content, finish)
+    if problem is None:
+        return Check("structured_output", "ok", "the server ignores response_format (capability "
+                     "table); with the schema in the prompt the reply validates")
+    return Check("structured_output", "fail",
+                 f"with the schema in the prompt the reply does not validate: {problem[1]}",
+                 "Use a model that follows JSON instructions, or a server with structured "
+                 "output")
+
+
+def _check_json_mode(client: openai.OpenAI, shaper: RequestShaper, config: EngineConfig,
                      messages: list[dict[str, str]], timeout: float, why: str) -> Check:
     """json_schema was rejected: try the build's fallback, JSON mode + the schema in the prompt."""
     fallback = [dict(m) for m in messages]
     fallback[0]["content"] += schema_instruction(BlindSolve)
     try:
-        content, finish = _ask(client, config, fallback, {"type": "json_object"}, timeout)
+        content, finish = _ask(client, shaper, config, fallback, {"type": "json_object"},
+                               timeout)
     except (openai.APIConnectionError, openai.APIStatusError) as exc:
         return Check("structured_output", "fail",
                      f"json_schema rejected ({why}) and JSON mode failed too: {_cause(exc)}",
@@ -286,12 +356,14 @@ def _check_json_mode(client: openai.OpenAI, config: EngineConfig,
                  "Use a server/model that supports response_format")
 
 
-def _ask(client: openai.OpenAI, config: EngineConfig, messages: list[dict[str, str]],
-         response_format: dict[str, Any], timeout: float) -> tuple[str | None, str | None]:
-    # Plain dicts, as the engine sends them; the SDK's TypedDict overloads cannot see that.
-    reply = client.chat.completions.create(  # type: ignore[call-overload]
-        model=config.model, messages=messages, response_format=response_format,
-        max_tokens=STRUCTURED_MAX_TOKENS, temperature=0, timeout=timeout)
+def _ask(client: openai.OpenAI, shaper: RequestShaper, config: EngineConfig,
+         messages: list[dict[str, str]], response_format: dict[str, Any] | None,
+         timeout: float) -> tuple[str | None, str | None]:
+    base: dict[str, Any] = {"model": config.model, "messages": messages,
+                            "max_tokens": STRUCTURED_MAX_TOKENS, "temperature": 0}
+    if response_format is not None:
+        base["response_format"] = response_format
+    reply = _send(client, shaper, base, timeout)
     if not reply.choices:
         return None, None
     choice = reply.choices[0]

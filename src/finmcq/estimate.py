@@ -33,6 +33,11 @@ from typing import Any
 from finmcq.config import BuildSettings
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.store import STORE_FILENAME, RunStore
+from finmcq.estimate_reasoning import (
+    ReasoningPlan,
+    reasoning_from_run_dir,
+    reasoning_from_store,
+)
 from finmcq.records import MARKET_TOPICS, Difficulty, SourceQuestion
 from finmcq.stages.base import load_prompt
 from finmcq.stages.generate import GenerateStage
@@ -161,6 +166,8 @@ class StageEstimate:
     reply_tokens: float
     reply_tokens_from: str  # "measured" or "configured"
     reject: float
+    reasoning_tokens: float = 0.0  # hidden reasoning, part of completion_tokens
+    reasoning_from: str = "none"  # "measured", "assumed" (estimate.toml) or "none"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +180,8 @@ class StageEstimate:
             "reply_tokens": round(self.reply_tokens, 1),
             "reply_tokens_from": self.reply_tokens_from,
             "reject": self.reject,
+            "reasoning_tokens": round(self.reasoning_tokens),
+            "reasoning_from": self.reasoning_from,
         }
 
 
@@ -219,6 +228,7 @@ class Estimate:
                 "calls_per_question": round(self.calls / max(self.questions, 1), 3),
                 "prompt_tokens": round(self.prompt_tokens),
                 "completion_tokens": round(self.completion_tokens),
+                "reasoning_tokens": round(sum(s.reasoning_tokens for s in self.stages.values())),
                 "usd": None if usd is None else round(usd, 6),
             },
             "notes": list(self.notes),
@@ -249,12 +259,16 @@ class Estimate:
         table.add_column("tokens in", justify="right", footer=f"{self.prompt_tokens:,.0f}")
         table.add_column("tokens out", justify="right", footer=f"{self.completion_tokens:,.0f}")
         table.add_column("reply avg", justify="right")
+        table.add_column("reasoning", justify="right",
+                         footer=f"{sum(s.reasoning_tokens for s in self.stages.values()):,.0f}")
         table.add_column("reject", justify="right")
         table.add_column("USD", justify="right", footer=_usd(self.usd))
         for s in self.stages.values():
             table.add_row(s.stage, s.model, f"{s.calls:,.0f}", f"{s.prompt_tokens:,.0f}",
                           f"{s.completion_tokens:,.0f}",
                           f"{s.reply_tokens:,.0f} ({s.reply_tokens_from[:4]}.)",
+                          f"{s.reasoning_tokens:,.0f}"
+                          + (f" ({s.reasoning_from[:4]}.)" if s.reasoning_tokens else ""),
                           f"{s.reject:.0%}", _usd(s.usd))
         if self.notes:
             table.caption = "\n".join(self.notes)
@@ -417,7 +431,8 @@ def _cached_per_call(stage: str, profile: TokenProfile, assumptions: Assumptions
 def estimate_build(settings: BuildSettings, sources: list[SourceQuestion], *,
                    measured: Mapping[str, float] | None = None,
                    assumptions: Assumptions | None = None,
-                   prices: PriceTable | None = None) -> Estimate:
+                   prices: PriceTable | None = None,
+                   measured_reasoning: Mapping[str, float] | None = None) -> Estimate:
     """Expected calls, tokens and USD per stage of ``settings`` over ``sources``; no LLM call.
 
     ``measured`` maps a stage to its measured average reply tokens (see
@@ -426,6 +441,8 @@ def estimate_build(settings: BuildSettings, sources: list[SourceQuestion], *,
     assumptions = assumptions or Assumptions.load()
     prices = prices or PriceTable.load(settings.prices)
     measured = dict(measured or {})
+    measured_reasoning = dict(measured_reasoning or {})
+    reasoning_plan = ReasoningPlan.for_settings(settings)
     engine_config = settings.engine_config()
     stages_run = active_stages(settings)
     calls, delivered = planned_calls(len(sources), settings, assumptions.stages)
@@ -446,7 +463,14 @@ def estimate_build(settings: BuildSettings, sources: list[SourceQuestion], *,
                                               reply["solve"])
         cached = _cached_per_call(stage, profile, assumptions) * max(n - 1, 0.0)
         prompt_tokens = per_call_in * n
-        completion_tokens = reply[stage] * n
+        # Measured reply lengths already include reasoning (it is part of completion_tokens).
+        if measured.get(stage):
+            reasoning = measured_reasoning.get(stage, 0.0)
+            reasoning_from = "measured" if reasoning else "none"
+        else:
+            reasoning = reasoning_plan.assumed_per_call(stage, model, reply[stage])
+            reasoning_from = "assumed" if reasoning else "none"
+        completion_tokens = (reply[stage] + (0.0 if measured.get(stage) else reasoning)) * n
         usd: float | None = None
         if prices.price_of(model) is not None:
             usd = prices.cost(model, round(prompt_tokens), round(completion_tokens),
@@ -458,7 +482,8 @@ def estimate_build(settings: BuildSettings, sources: list[SourceQuestion], *,
             completion_tokens=completion_tokens, cached_tokens=cached, usd=usd,
             reply_tokens=reply[stage],
             reply_tokens_from="measured" if measured.get(stage) else "configured",
-            reject=assumptions.stages[stage].reject)
+            reject=assumptions.stages[stage].reject,
+            reasoning_tokens=reasoning * n, reasoning_from=reasoning_from)
 
     notes = []
     if unpriced:
@@ -615,11 +640,14 @@ def estimate_with_history(settings: BuildSettings, sources: list[SourceQuestion]
     rates from its last stats file. A fresh directory gives the configured figures."""
     measured = (measured_from_store(store) if store is not None
                 else measured_from_run_dir(settings.out))
+    reasoning = (reasoning_from_store(store) if store is not None
+                 else reasoning_from_run_dir(settings.out))
     stats = latest_stats(settings.out)
     assumptions = Assumptions.load()
     if stats is not None:
         assumptions = rates_from_stats(stats, assumptions)
-    estimate = estimate_build(settings, sources, measured=measured, assumptions=assumptions)
+    estimate = estimate_build(settings, sources, measured=measured, assumptions=assumptions,
+                              measured_reasoning=reasoning)
     if stats is not None:
         estimate.notes.append("rejection rates as measured by the last build in this run "
                               "directory")

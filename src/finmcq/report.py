@@ -347,6 +347,7 @@ def stage_estimates(stats: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: {"calls": v.get("calls"), "prompt_tokens": v.get("prompt_tokens"),
                "completion_tokens": v.get("completion_tokens"),
+               "reasoning_tokens": v.get("reasoning_tokens"),
                "cost_usd": v.get("cost_usd", v.get("usd"))}
         for name, v in per_stage.items() if isinstance(v, dict) and name != "total"
     }
@@ -488,16 +489,18 @@ def _cost_table(stats: Mapping[str, Any]) -> str:
             _count(act.get("responses", act.get("requests"))),
             _count(est.get("prompt_tokens")), _count(act.get("prompt_tokens")),
             _count(est.get("completion_tokens")), _count(act.get("completion_tokens")),
+            _count(est.get("reasoning_tokens")), _count(act.get("reasoning_tokens")),
             _money(est.get("cost_usd")), _money(act.get("cost_usd")),
         ])
     est_costs = [v.get("cost_usd") for v in estimate.values()]
     # A stage whose model has no price has no USD estimate: then the total is unknown too.
     priced = [float(c) for c in est_costs if isinstance(c, int | float)]
     total_est = sum(priced) if est_costs and len(priced) == len(est_costs) else None
-    rows.append(["<b>total</b>", "", "", "", "", "", "", _money(total_est),
+    rows.append(["<b>total</b>", "", "", "", "", "", "", "", "", _money(total_est),
                  _money(stats.get("cost_usd", {}).get("total"))])
     return _table(["stage", "calls (est.)", "replies", "prompt tokens (est.)", "prompt tokens",
-                   "completion tokens (est.)", "completion tokens", "USD (est.)", "USD"],
+                   "completion tokens (est.)", "completion tokens",
+                   "of which reasoning (est.)", "of which reasoning", "USD (est.)", "USD"],
                   rows, "num")
 
 

@@ -193,6 +193,10 @@ class UsageMeter:
     def total_cost(self) -> float:
         return self.prior_cost_usd + self.session_cost
 
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(s.reasoning_tokens for s in self.stages.values())
+
     def as_dict(self) -> dict[str, Any]:
         return {name: usage.as_dict() for name, usage in sorted(self.stages.items())}
 

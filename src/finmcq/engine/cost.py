@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +21,19 @@ class ModelPrice:
     input: float
     output: float
     cached_input: float | None = None
+    checked: date | None = None  # when the price was last checked against the provider
+
+
+STALE_AFTER = timedelta(days=183)
+"""A price checked longer ago than this (six months) is warned about when it is used."""
+
+
+def stale_prices(models: dict[str, ModelPrice], names: list[str],
+                 today: date | None = None) -> list[str]:
+    """``names`` whose price was checked more than six months before ``today``."""
+    now = today or date.today()
+    return [n for n in names if (p := models.get(n)) is not None and p.checked is not None
+            and now - p.checked > STALE_AFTER]
 
 
 @dataclass
@@ -62,11 +76,12 @@ class PriceTable:
                     cached_input=(
                         float(entry["cached_input"]) if "cached_input" in entry else None
                     ),
+                    checked=_checked(entry.get("checked")),
                 )
             except (KeyError, TypeError, ValueError):
                 raise ConfigError(
                     f'{where}: model "{name}" needs numeric "input" and "output" '
-                    "(USD per 1M tokens)."
+                    '(USD per 1M tokens); "checked", if given, is a date (2026-11-30).'
                 ) from None
         discount = data.get("batch_discount", 0.5)
         if not isinstance(discount, int | float):
@@ -75,6 +90,16 @@ class PriceTable:
 
     def price_of(self, model: str) -> ModelPrice | None:
         return self.models.get(model)
+
+    def warn_if_stale(self, models: list[str], today: date | None = None) -> list[str]:
+        """Log a warning for every price in ``models`` checked more than six months ago."""
+        stale = stale_prices(self.models, sorted(set(models)), today)
+        for name in stale:
+            checked = self.models[name].checked
+            log.warning("The price of %s was last checked on %s, more than six months ago: "
+                        "costs and estimates may be off. Check the provider's pricing page and "
+                        "update it with --prices FILE.", name, checked)
+        return stale
 
     def cost(
         self,
@@ -103,3 +128,11 @@ class PriceTable:
         if batch:
             usd *= 1 - self.batch_discount
         return usd
+
+
+def _checked(value: object) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))  # ValueError: reported as a bad entry

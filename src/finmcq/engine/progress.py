@@ -30,6 +30,18 @@ class _CostColumn(ProgressColumn):
         return Text(f"${self._cost_of(task.description):,.4f}", style="green")
 
 
+class _ReasoningColumn(ProgressColumn):
+    """Hidden reasoning tokens so far (shown only once a model reported any)."""
+
+    def __init__(self, reasoning_of: Callable[[str], int]) -> None:
+        super().__init__()
+        self._reasoning_of = reasoning_of
+
+    def render(self, task: Task) -> Text:
+        n = self._reasoning_of(task.description)
+        return Text(f"reasoning {n:,} tok" if n else "", style="magenta")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
@@ -39,7 +51,8 @@ class _RateColumn(ProgressColumn):
 class StageProgress:
     """One bar per stage. ``enabled=None`` means: only when stderr is a terminal."""
 
-    def __init__(self, cost_of: Callable[[str], float], enabled: bool | None = None) -> None:
+    def __init__(self, cost_of: Callable[[str], float], enabled: bool | None = None,
+                 reasoning_of: Callable[[str], int] | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._tasks: dict[str, TaskID] = {}
         self._progress: Progress | None = None
@@ -53,6 +66,7 @@ class StageProgress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 _CostColumn(cost_of),
+                *([_ReasoningColumn(reasoning_of)] if reasoning_of is not None else []),
                 console=Console(stderr=True),
                 refresh_per_second=4,
             )
