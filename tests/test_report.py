@@ -187,7 +187,8 @@ def test_estimates_and_contamination_show_when_the_build_recorded_them() -> None
                                           "completion_tokens": 18, "usd": 0.4}},
                      "total": {"usd": 0.4}}}
     assert stage_estimates(stats) == {"solve": {"calls": 2.5, "prompt_tokens": 12,
-                                                "completion_tokens": 18, "cost_usd": 0.4}}
+                                                "completion_tokens": 18, "cost_usd": 0.4,
+                                                "reasoning_tokens": None}}
     names = [trace.name for trace in cost_figure(stats).data]
     assert "estimate USD" in names and "actual USD" in names
     assert "estimate USD" not in [t.name for t in cost_figure({"usage_all_sessions": {}}).data]
