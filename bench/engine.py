@@ -1,11 +1,11 @@
 """Engine throughput: N structured calls at concurrency C against the fake LLM at L ms latency.
 
 Prints wall time, the ideal time ceil(N/C) × L and their ratio (target ≤ 1.05), the peak number
-of requests in flight seen by the server, and the transport used. The fake LLM runs in a separate
-process so that it does not share the client's event loop or GIL.
+of requests in flight seen by the server, and the client CPU per call. The fake LLM runs in a
+separate process so that it does not share the client's event loop or GIL.
 
-    python bench/engine.py                      # N=2000, C=100, 500 ms, both transports
-    python bench/engine.py --n 5000 --latency-ms 0 --transport aiohttp
+    python bench/engine.py                      # N=2000, C=100, 500 ms
+    python bench/engine.py --n 5000 --latency-ms 0
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from finmcq.engine.store import RunStore
 from finmcq.records import BlindSolve
 
 
-async def run_calls(base: str, n: int, concurrency: int, transport: str) -> float:
+async def run_calls(base: str, n: int, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(Path(tmp))
         config = EngineConfig(base_url=f"{base}/v1", model="fake-finance-1",
-                              concurrency=concurrency, transport=transport)  # type: ignore[arg-type]
+                              concurrency=concurrency)
         engine = LLMEngine(config, store, PriceTable.load())
         requests = [
             LLMRequest(
@@ -58,25 +58,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency-ms", type=int, default=500)
-    parser.add_argument("--transport", choices=["aiohttp", "httpx", "both"], default="both")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "bench-key-not-a-secret")
     proc, base = start_fake(args.latency_ms)
     try:
-        transports = ["aiohttp", "httpx"] if args.transport == "both" else [args.transport]
         ideal = math.ceil(args.n / args.concurrency) * args.latency_ms / 1000
-        for transport in transports:
-            reset(base)
-            wall = asyncio.run(run_calls(base, args.n, args.concurrency, transport))
-            stats = fake_stats(base)
-            line = (f"transport={transport} n={args.n} concurrency={args.concurrency} "
-                    f"latency_ms={args.latency_ms} wall_s={wall:.3f} ideal_s={ideal:.3f} "
-                    f"requests_at_server={stats.get('requests')} "
-                    f"peak_in_flight={stats.get('peak_in_flight')} "
-                    f"rps={args.n / wall:.0f}")
-            if ideal:
-                line += f" ratio={wall / ideal:.3f}"
-            print(line, flush=True)
+        reset(base)
+        cpu0 = time.process_time()
+        wall = asyncio.run(run_calls(base, args.n, args.concurrency))
+        cpu = time.process_time() - cpu0
+        stats = fake_stats(base)
+        line = (f"n={args.n} concurrency={args.concurrency} "
+                f"latency_ms={args.latency_ms} wall_s={wall:.3f} ideal_s={ideal:.3f} "
+                f"requests_at_server={stats.get('requests')} "
+                f"peak_in_flight={stats.get('peak_in_flight')} "
+                f"rps={args.n / wall:.0f} cpu_ms_per_call={1000 * cpu / args.n:.2f}")
+        if ideal:
+            line += f" ratio={wall / ideal:.3f}"
+        print(line, flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -248,13 +248,18 @@ def reference(slow_fake: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
 # fault injection: 2,000 pairs through 429/500, malformed replies and hangs
 # --------------------------------------------------------------------------------------------
 
-FAULTS: dict[str, float] = {
+FAULTS: dict[str, Any] = {
     "rate_429": 0.10,  # with Retry-After (and retry-after-ms)
     "rate_500": 0.10,
-    "rate_malformed": 0.03,  # 200 with a strict prefix of the JSON: invalid JSON content
-    "rate_length": 0.02,  # 200 cut off, finish_reason "length": a truncated body
+    # 5 % malformed, half of them broken HTTP bodies (issue 12):
+    "rate_malformed": 0.015,  # 200 with a strict prefix of the JSON: invalid JSON content
+    "rate_length": 0.01,  # 200 cut off, finish_reason "length": a truncated body
+    # a body cut off (also inside a multi-byte character), not UTF-8, not JSON, empty, or an
+    # HTML page, all with status 200
+    "faults": {"broken_body": 0.025},
     "rate_hang": 0.02,  # never answers; the client's timeout must cut it
 }
+BROKEN_BODIES = ("cut_body", "not_json", "not_utf8", "empty_body", "html_body")
 
 
 @pytest.mark.slow
@@ -291,6 +296,8 @@ def test_faults_give_exactly_the_fault_free_2000_pairs(tmp_path: Path) -> None:
     assert retries.get("invalid_json") == faults["malformed"]
     assert retries.get("truncated") == faults["length"]
     assert retries.get("timeout", 0) >= faults["hang"]  # a slow machine may add a few
+    for kind in BROKEN_BODIES:  # each broken body kind was served and retried as itself
+        assert faults.get(kind, 0) > 0 and retries.get(kind) == faults[kind], (kind, faults)
     # The same pairs as without faults: no request was given up on, no item dropped for it.
     gave_up = {stage: row["drop_reasons"] for stage, row in faulty.stats["stages"].items()
                if any(reason.startswith("llm_failed") for reason in row["drop_reasons"])}

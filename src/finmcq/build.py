@@ -97,6 +97,7 @@ async def _build(settings: BuildSettings, sources: list[Any],
                            else meter.stage(stage).cost_usd, enabled=progress,
                            reasoning_of=lambda stage: meter.reasoning_tokens if stage == "deliver"
                            else meter.stage(stage).reasoning_tokens) as bar:
+            engine.notify = bar.note
             pipeline = Pipeline(settings, engine, store, bar)
             outcome = await pipeline.run(sources)
         source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,

@@ -175,6 +175,9 @@ def build(
                        ] = None,
     max_retries: Annotated[int | None, typer.Option(
         help="Tries per request on 429/5xx/timeouts.")] = None,
+    max_retry_wait: Annotated[float | None, typer.Option(
+        help="Longest wait honoured from a server's Retry-After, in seconds (default 120); "
+        "a run where every request is told to wait longer stops.")] = None,
     instruction: Annotated[str | None, typer.Option(
         help="First line of every prompt (default: 다음 문제를 읽고 정답으로 가장 알맞은 것을 "
         "고르시요.).")] = None,
@@ -229,7 +232,8 @@ def build(
             config, source=source, subjects=subjects, splits=splits, questions=questions,
             model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
             seed=seed, out=out, max_attempts_per_question=max_attempts, prices=prices,
-            timeout_s=timeout, max_retries=max_retries, instruction=instruction,
+            timeout_s=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait,
+            instruction=instruction,
             difficulty_mix=_mix(difficulty_mix), second_answer_judge=second_answer_judge,
             judge_model=judge_model, blind_solves=blind_solves, grade_solutions=grade_solutions,
             verify_repair=verify_repair,
@@ -426,16 +430,27 @@ def fake_llm(
     profile: Annotated[str, typer.Option(
         help="Validate, bill and answer like this kind of server: openai, openai-reasoning "
         "(GPT-5 family), azure, vllm, ollama, llamacpp, anthropic, gemini.")] = "openai",
+    faults: Annotated[str, typer.Option(
+        help="Transport faults, KIND=RATE,... (429, 500, 503, hang, malformed, length, "
+        "broken_body, cut_body, not_json, not_utf8, empty_body, html_body, no_choices, "
+        "empty_choices, null_message, content_filter, refusal).")] = "",
+    retry_after_s: Annotated[float, typer.Option(
+        help="Retry-After sent with 429 and 503 faults.")] = 1.0,
 ) -> None:
     """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
-    from finmcq.fake.config import parse_defect_rates
+    import argparse
+
+    from finmcq.fake.config import parse_defect_rates, parse_faults
     from finmcq.fake.server import FakeConfig, serve
 
     try:
         config = FakeConfig(latency_ms=latency_ms, seed=seed, defect_rate=defects,
-                            defect_rates=parse_defect_rates(defect or []), profile=profile)
+                            defect_rates=parse_defect_rates(defect or []), profile=profile,
+                            faults=parse_faults(faults), retry_after_s=retry_after_s)
+    except argparse.ArgumentTypeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--profile") from None
+        raise typer.BadParameter(str(exc), param_hint="--profile or --faults") from None
     with contextlib.suppress(KeyboardInterrupt):
         serve(config, port=port)
 

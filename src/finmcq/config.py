@@ -40,6 +40,7 @@ class BuildSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(10, ge=1, description="tries per request on transient errors")
     max_invalid_replies: int = Field(6, ge=1, description="unusable replies tolerated per request")
+    max_retry_wait: float = Field(120.0, ge=0, description="longest Retry-After wait honoured (s)")
     prices: Path | None = None
     capabilities: Path | None = Field(
         None, description="TOML rules added to the model capability table (request shapes)")
@@ -145,6 +146,7 @@ class BuildSettings(BaseModel):
             concurrency=self.concurrency,
             max_attempts=self.max_retries,
             max_invalid=self.max_invalid_replies,
+            max_retry_wait_s=self.max_retry_wait,
             budget_usd=self.budget_usd,
             capabilities=self.capabilities,
             reasoning_effort=self.reasoning_effort,

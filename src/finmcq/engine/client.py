@@ -18,20 +18,22 @@ instance of that model. Everything else lives here, once:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
+import sys
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 from urllib.parse import urlparse
 
-import openai
 from pydantic import BaseModel, ValidationError
 
 from finmcq.engine.budget import Budget
@@ -46,7 +48,18 @@ from finmcq.engine.schema import (
 )
 from finmcq.engine.shape import RequestShaper
 from finmcq.engine.store import RunStore
+from finmcq.engine.transport import (
+    BrokenBody,
+    ChatTransport,
+    HTTPStatusError,
+    TransportError,
+    TransportTimeout,
+    decode_json_body,
+)
 from finmcq.errors import ConfigError, FinmcqError
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger("finmcq.engine")
 
@@ -87,9 +100,11 @@ class EngineConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
     breaker_window: int = 40
     breaker_failure_ratio: float = 0.9
+    # Longest wait honoured from a Retry-After header; a longer one is cut to this, and a run
+    # where every request is told to wait longer stops (see _check_long_waits).
+    max_retry_wait_s: float = 120.0
     budget_usd: float | None = None  # stop before the run's spend would pass it (budget.py)
     # Request shape per model (engine/capabilities.py, engine/shape.py).
     capabilities: Path | None = None  # extra capability rules (--capabilities FILE)
@@ -256,23 +271,6 @@ def parse_reply(content: str | None, schema: type[T]) -> T:
         ) from None
 
 
-def _retry_after_s(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers if exc.response is not None else {}
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    sec = headers.get("retry-after")
-    if sec:
-        try:
-            return float(sec)
-        except ValueError:
-            return None  # an HTTP date: rare from LLM APIs; fall back to our own backoff
-    return None
-
-
 class LLMEngine:
     """Sends requests, keeps the limit full, retries, validates, caches and counts cost."""
 
@@ -301,24 +299,33 @@ class LLMEngine:
         self._fatal: LLMFatalError | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=config.base_url,
-            timeout=config.timeout_s,
-            max_retries=0,  # retries are ours: one policy, counted and logged per cause
-            http_client=self._http_client(),
-        )
+        self._api_key = api_key
+        self._transport = ChatTransport(config.base_url, api_key, config.timeout_s,
+                                        config.concurrency)
+        self._sdk: openai.AsyncOpenAI | None = None
+        self._fatal_event = asyncio.Event()  # wakes retry waits when the run stops
+        self._long_waits = 0  # over-cap Retry-After answers since the last success
+        self._last_notice = 0.0
+        # Where "server asked to wait ..." notices go; the build points it at the progress.
+        self.notify: Callable[[str], None] = _print_notice
 
-    def _http_client(self) -> Any:
-        if self.config.transport == "aiohttp" and hasattr(openai, "DefaultAioHttpClient"):
-            try:
-                return openai.DefaultAioHttpClient(timeout=self.config.timeout_s)
-            except Exception:  # extra not installed: the SDK's default transport works too
-                log.debug("aiohttp transport unavailable; using the SDK default")
-        return None
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        """The ``openai`` SDK client, for the Batch API (files, batches); made on first use."""
+        if self._sdk is None:
+            import openai
+
+            self._sdk = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.config.base_url,
+                timeout=self.config.timeout_s,
+                max_retries=0,  # retries are ours: one policy, counted and logged per cause
+            )
+        return self._sdk
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._transport.aclose()
+        if self._sdk is not None:
+            await self._sdk.close()
 
     @property
     def fatal(self) -> LLMFatalError | None:
@@ -361,20 +368,16 @@ class LLMEngine:
             mode = self._mode
             body = self._body(request, model, temperature, max_tokens, mode)
             started = time.monotonic()
+            completion = None
             try:
                 async with self._semaphore, self.budget.hold(model, body):
                     self.in_flight += 1
                     self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                     try:
-                        # The SDK's generic post(): same transport, auth and errors as
-                        # chat.completions.create(), without its per-call walk over the
-                        # params and the reply (≈2 ms per call, measured; it capped the
-                        # throughput at 100 in flight).
-                        completion = await self._client.post(
-                            "/chat/completions", cast_to=object, content=_encode(body),
-                            options={"headers": _JSON_HEADERS})
+                        reply = await self._transport.post(_encode(body))
                     finally:
                         self.in_flight -= 1
+                completion = _decode_completion(reply.body, reply.headers.get("Content-Type"))
                 content, finish_reason = _first_choice(completion)
                 if finish_reason == "length":
                     raise InvalidReply("truncated", "finish_reason=length: the reply was cut off")
@@ -391,21 +394,20 @@ class LLMEngine:
                         f"{request.stage}: no valid reply after {invalid} tries ({exc})", exc.cause
                     ) from None
                 continue
-            except openai.APIStatusError as exc:
-                if self.shaper.adapt(model, body, exc.status_code, exc.body,
-                                     self.redact(_error_message(exc))):
+            except HTTPStatusError as exc:
+                if self.shaper.adapt(model, body, exc.status, exc.json,
+                                     self.redact(exc.message)):
                     continue  # an unsupported parameter: sent again in the adapted shape
-                wait = await self._on_status_error(exc, request, attempt, mode)
-                if wait is None:
-                    continue
-                await asyncio.sleep(wait)
+                wait = self._on_status_error(exc, request, attempt, mode)
+                if wait is not None:
+                    await self._sleep(wait)
                 continue
-            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                cause = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
+            except (TransportTimeout, TransportError) as exc:
+                cause = "timeout" if isinstance(exc, TransportTimeout) else "connection"
                 self._note(False, cause)
                 self._retry_event(request, cause, self.redact(str(exc)), attempt)
                 self._check_breaker()
-                await asyncio.sleep(self._backoff(attempt))
+                await self._sleep(self._backoff(attempt))
                 continue
 
             latency = time.monotonic() - started
@@ -422,6 +424,11 @@ class LLMEngine:
 
     def _body(self, request: LLMRequest[Any], model: str, temperature: float, max_tokens: int,
               mode: StructuredMode) -> dict[str, Any]:
+        """The one place a request's wire body is built (every try calls it again).
+
+        Request shaping by model capability (parameter names, dropped parameters) belongs here,
+        so the live engine and the Batch API (which calls it too) send the same bodies.
+        """
         messages = [dict(m) for m in request.messages]
         schema: type[BaseModel] = request.schema
         if mode == "json_schema":
@@ -446,23 +453,23 @@ class LLMEngine:
             body["response_format"] = response_format
         return self.shaper.wire(body, request.stage)  # the model's shape (engine/shape.py)
 
-    async def _on_status_error(self, exc: openai.APIStatusError, request: LLMRequest[Any],
-                               attempt: int, mode: StructuredMode) -> float | None:
+    def _on_status_error(self, exc: HTTPStatusError, request: LLMRequest[Any],
+                         attempt: int, mode: StructuredMode) -> float | None:
         """Classify an HTTP error; return seconds to wait before retrying, or raise."""
-        status = exc.status_code
-        message = self.redact(_error_message(exc)).rstrip(". ")
+        status = exc.status
+        message = self.redact(exc.message).rstrip(". ")
         if status in (401, 403):
             what = "was rejected (401: invalid API key)" if status == 401 else (
                 "is not allowed to use this model or endpoint (403)")
             self._fail_fatal(
                 f"The API key in {self.config.api_key_env} {what} at "
-                f"{self.config.base_url or 'api.openai.com'}: {message}. Check the key (and "
+                f"{self._where}: {message}. Check the key (and "
                 "--api-key-env, --base-url); nothing was lost, rerun to resume."
             )
         if status == 404:
             model = request.model or self.config.model_for(request.stage)
             self._fail_fatal(
-                f"The server at {self.config.base_url or 'api.openai.com'} answered 404 for "
+                f"The server at {self._where} answered 404 for "
                 f"model {model!r}: {message}. Check --model (see `finmcq doctor`) and that "
                 "--base-url ends with /v1."
             )
@@ -478,16 +485,58 @@ class LLMEngine:
             self._note(False, cause)
             self._retry_event(request, cause, message, attempt)
             self._check_breaker()
-            retry_after = _retry_after_s(exc) if status == 429 or status == 503 else None
-            if retry_after is not None:
-                # The server knows best; only an absurd value is capped.
-                return min(retry_after, 600.0) + random.uniform(0, 0.1)
-            return self._backoff(attempt)
+            retry_after = exc.retry_after_s() if status in (429, 503) else None
+            if retry_after is None:
+                return self._backoff(attempt)
+            # The server knows best, up to --max-retry-wait.
+            return self._honour_retry_after(retry_after, status, request) + random.uniform(0, .1)
         # Any other 4xx is a bug in the request: retrying sends the same bytes again.
         self._fail_fatal(
             f"The server rejected a {request.stage} request with HTTP {status}: {message}. "
             "This is not something a retry fixes; check --model and --base-url."
         )
+
+    @property
+    def _where(self) -> str:
+        return self.config.base_url or "api.openai.com"
+
+    def _honour_retry_after(self, asked: float, status: int, request: LLMRequest[Any]) -> float:
+        """The wait for a Retry-After of ``asked`` seconds: capped, and said aloud when long."""
+        cap = self.config.max_retry_wait_s
+        wait = min(asked, cap)
+        if asked > cap:
+            self._long_waits += 1
+            self._check_long_waits(asked, status)
+        if wait >= NOTICE_WAIT_S:
+            at = (datetime.now() + timedelta(seconds=wait)).strftime("%H:%M:%S")
+            capped = f" (capped by --max-retry-wait {cap:g} s)" if asked > cap else ""
+            text = (f"server asked to wait {asked:g} s (HTTP {status}, {request.stage}); "
+                    f"retrying at {at}{capped}")
+            log.warning(text)
+            now = time.monotonic()
+            if now - self._last_notice >= NOTICE_EVERY_S:  # one line per burst, not per request
+                self._last_notice = now
+                self.notify(text)
+        return wait
+
+    def _check_long_waits(self, asked: float, status: int) -> None:
+        """Every recent request is told to wait longer than we may: stop instead of hanging."""
+        needed = max(2, min(LONG_WAIT_TRIP, self.config.concurrency))
+        if self._long_waits >= needed:
+            self._fail_fatal(
+                f"Stopping: the server at {self._where} told the last {self._long_waits} "
+                f"requests to wait {asked:g} s (HTTP {status} with Retry-After), longer than "
+                f"--max-retry-wait {self.config.max_retry_wait_s:g} s, and none succeeded: it is "
+                "unavailable or out of quota. Try again later, or raise --max-retry-wait to wait "
+                "it out; rerun with the same --out to resume: replies received so far are saved."
+            )
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait before a retry; wake at once if the run is stopped meanwhile."""
+        if seconds <= 0 or self._fatal is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._fatal_event.wait(), timeout=seconds)
 
     def _charge_unusable(self, request: LLMRequest[Any], usage: StageUsage, model: str,
                          completion: Any, cause: str) -> None:
@@ -516,6 +565,7 @@ class LLMEngine:
         self._recent.append((ok, cause))
         if ok:
             self._successes += 1
+            self._long_waits = 0
 
     def _check_breaker(self) -> None:
         window = self._recent
@@ -555,6 +605,7 @@ class LLMEngine:
     def _fail_fatal(self, message: str) -> NoReturn:
         if self._fatal is None:
             self._fatal = LLMFatalError(message)
+            self._fatal_event.set()
             log.error(message)
             self.store.add_event("fatal", stage=None, item_id=None, detail=message)
         raise self._fatal
@@ -600,40 +651,70 @@ class LLMEngine:
                          completion_tokens=completion_tokens, cost_usd=cost)
 
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+NOTICE_WAIT_S = 5.0  # a Retry-After wait at least this long is logged and shown
+NOTICE_EVERY_S = 10.0  # at most one notice on screen per this many seconds
+LONG_WAIT_TRIP = 8  # over-cap waits in a row (no success between) that stop the run
+
+
+def _print_notice(text: str) -> None:
+    print(f"finmcq: {text}", file=sys.stderr, flush=True)
 
 
 def _encode(body: dict[str, Any]) -> bytes:
-    # Encoded once here: handing the SDK bytes spares it a deep copy of the body (schema
-    # included) on every request.
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def _first_choice(completion: Any) -> tuple[str | None, str | None]:
-    """Content and finish_reason of the first choice of a raw Chat Completions reply."""
+def _decode_completion(body: bytes, content_type: str | None) -> Any:
+    """A 2xx body as JSON, or an InvalidReply naming how it is broken."""
     try:
-        choice = completion["choices"][0]
-        message = choice.get("message") or {}
-        if message.get("refusal"):
-            raise InvalidReply("refusal", f"the model refused: {message['refusal']}")
-        return message.get("content"), choice.get("finish_reason")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise InvalidReply("malformed_reply", "the reply has no choices[0].message") from None
+        return decode_json_body(body, content_type)
+    except BrokenBody as exc:
+        raise InvalidReply(exc.cause, str(exc)) from None
+
+
+def _first_choice(completion: Any) -> tuple[str | None, str | None]:
+    """Content and finish_reason of the first choice of a raw Chat Completions reply.
+
+    Every way the envelope can be unusable is an InvalidReply with its own cause.
+    """
+    if not isinstance(completion, dict):
+        raise InvalidReply("malformed_reply",
+                           f"the reply is JSON but not an object ({type(completion).__name__})")
+    if "choices" not in completion:
+        error = completion.get("error")
+        if error:  # some servers send an error object with status 200
+            detail = error.get("message") if isinstance(error, dict) else error
+            raise InvalidReply("error_body", f"the server sent an error with status 200: "
+                               f"{str(detail)[:200]}")
+        raise InvalidReply("no_choices", "the reply has no 'choices'")
+    choices = completion["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise InvalidReply("empty_choices",
+                           f"the reply's 'choices' is {json.dumps(choices)[:40]}")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise InvalidReply("malformed_reply", "choices[0] is not an object")
+    finish_reason = choice.get("finish_reason")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise InvalidReply("no_message", f"choices[0].message is {json.dumps(message)[:40]}")
+    refusal = message.get("refusal")
+    if refusal:
+        raise InvalidReply("refusal", f"the model refused: {str(refusal)[:200]}")
+    content = message.get("content")
+    if finish_reason == "content_filter":
+        raise InvalidReply("content_filter", "the provider's content filter withheld the reply "
+                           "(finish_reason=content_filter)")
+    if content is not None and not isinstance(content, str):
+        raise InvalidReply("malformed_reply",
+                           f"choices[0].message.content is a {type(content).__name__}")
+    return content, finish_reason if isinstance(finish_reason, str) else None
 
 
 def reasoning_tokens(usage: Mapping[str, Any]) -> int:
     """Hidden reasoning tokens of a reply (``usage.completion_tokens_details``); 0 if absent."""
     details = usage.get("completion_tokens_details") or {}
     return int(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(exc.message if hasattr(exc, "message") else exc)
 
 
 def is_response_format_error(message: str) -> bool:

@@ -81,6 +81,13 @@ class StageProgress:
         if self._progress is not None:
             self._progress.stop()
 
+    def note(self, text: str) -> None:
+        """A line for the user (e.g. a long server-requested wait), shown even without a TTY."""
+        if self._progress is not None:
+            self._progress.console.print(f"finmcq: {text}", style="yellow", markup=False)
+        else:
+            print(f"finmcq: {text}", file=sys.stderr, flush=True)
+
     def set_total(self, stage: str, total: int) -> None:
         if self._progress is None:
             return

@@ -11,6 +11,25 @@ from finmcq.fake.profiles import PROFILES, Profile, profile
 
 DEFAULT_MODELS: tuple[str, ...] = ("fake-finance-1", "gpt-4o-mini", "gpt-4o")
 
+# Faults of a 200 reply's envelope or body (set with ``faults``/``--faults``), as real servers,
+# proxies and providers send them. ``broken_body`` picks one of the BODY kinds per reply.
+BODY_FAULTS: tuple[str, ...] = (
+    "cut_body",  # the JSON body cut off, about half the time inside a multi-byte character
+    "not_json",  # plain text
+    "not_utf8",  # the body in another encoding (cp949 / latin-1 bytes)
+    "empty_body",  # zero bytes
+    "html_body",  # an HTML error page (a proxy's), status 200, text/html
+)
+ENVELOPE_FAULTS: tuple[str, ...] = (
+    "no_choices",  # JSON without "choices"
+    "empty_choices",  # "choices": []
+    "null_message",  # "message": null
+    "content_filter",  # content null, finish_reason "content_filter"
+    "refusal",  # content null, message.refusal set
+)
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "malformed", "length", "hang",
+                                "broken_body", *BODY_FAULTS, *ENVELOPE_FAULTS)
+
 
 @dataclass
 class FakeConfig:
@@ -26,7 +45,10 @@ class FakeConfig:
     rate_malformed: float = 0.0  # 200 whose content is truncated, invalid JSON
     rate_length: float = 0.0  # 200 with finish_reason "length" and truncated content
     rate_hang: float = 0.0  # sleeps hang_seconds before answering
-    retry_after_s: float = 1.0  # Retry-After on 429 (also sent as retry-after-ms)
+    retry_after_s: float = 1.0  # Retry-After on 429 and 503 (also sent as retry-after-ms)
+    # Any fault kind by name (FAULT_KINDS), e.g. {"broken_body": 0.025, "503": 0.01}; adds to
+    # the rate_* fields above.
+    faults: dict[str, float] = field(default_factory=dict)
     hang_seconds: float = 3600.0
     reject_json_schema: bool = False  # 400 for response_format json_schema; json_object works
     ignore_response_format: bool = False  # answer in prose instead of JSON
@@ -43,6 +65,11 @@ class FakeConfig:
         self.server_profile: Profile = profile(self.profile)
         if list(self.models) == list(DEFAULT_MODELS) and self.server_profile.models:
             self.models = list(self.server_profile.models)
+        self.faults = dict(self.faults)
+        unknown = sorted(set(self.faults) - set(FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(FAULT_KINDS)}")
         rates = self.fault_rates()
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
@@ -65,13 +92,13 @@ class FakeConfig:
 
     def fault_rates(self) -> dict[str, float]:
         """Fault kind -> probability, in the order the draw checks them."""
-        return {
-            "429": self.rate_429,
-            "500": self.rate_500,
-            "malformed": self.rate_malformed,
-            "length": self.rate_length,
-            "hang": self.rate_hang,
-        }
+        rates = {kind: self.faults.get(kind, 0.0) for kind in FAULT_KINDS}
+        rates["429"] += self.rate_429
+        rates["500"] += self.rate_500
+        rates["malformed"] += self.rate_malformed
+        rates["length"] += self.rate_length
+        rates["hang"] += self.rate_hang
+        return rates
 
 
 def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +115,12 @@ def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
     for kind in ("429", "500", "malformed", "length", "hang"):
         parser.add_argument(f"--rate-{kind}", type=float, default=0.0, metavar="P",
                             help=f"probability of a {kind} fault per request")
-    parser.add_argument("--retry-after-s", type=float, default=1.0)
+    parser.add_argument("--faults", type=parse_faults, default={}, metavar="KIND=P,...",
+                        help="fault rates by kind, comma-separated; kinds: "
+                        f"{', '.join(FAULT_KINDS)} (broken_body = any of "
+                        f"{', '.join(BODY_FAULTS)})")
+    parser.add_argument("--retry-after-s", type=float, default=1.0,
+                        help="Retry-After sent with 429 and 503 faults")
     parser.add_argument("--hang-seconds", type=float, default=3600.0)
     parser.add_argument("--reject-json-schema", action="store_true")
     parser.add_argument("--ignore-response-format", action="store_true")
@@ -108,6 +140,21 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
     values = {k: v for k, v in vars(args).items() if k in known}
     values["defect_rates"] = parse_defect_rates(values.get("defect_rates") or [])
     return FakeConfig(**values)
+
+
+def parse_faults(text: str) -> dict[str, float]:
+    """``"broken_body=0.05,503=0.01"`` as a dict (argparse type: ValueError on a bad pair)."""
+    rates: dict[str, float] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, rate = pair.partition("=")
+        if not sep or kind.strip() not in FAULT_KINDS:
+            raise argparse.ArgumentTypeError(
+                f"{pair!r}: expected KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+        try:
+            rates[kind.strip()] = float(rate)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{pair!r}: the rate must be a number") from None
+    return rates
 
 
 def parse_defect_rates(pairs: Sequence[str]) -> dict[str, float]:

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from finmcq.fake.batch import add_batch_routes
-from finmcq.fake.config import FakeConfig
+from finmcq.fake.config import BODY_FAULTS, ENVELOPE_FAULTS, FakeConfig
 from finmcq.fake.defects import Corruption, corrupt_draft, corrupt_solution, draw
 from finmcq.fake.profiles import PATH_PREFIXES, error_json
 from finmcq.fake.replies import (
@@ -267,15 +267,20 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     state.by_task[task] += 1
 
     fault = draw_fault(config, canonical, nth)
+    if fault == "broken_body":  # one of the body kinds, drawn from the same body and arrival
+        fault = BODY_FAULTS[int(body_hash[:8], 16) * (nth + 1) % len(BODY_FAULTS)]
     if fault is not None:
         state.faults[fault] += 1
+    wait = config.retry_after_s
+    retry_headers = {"Retry-After": f"{wait:g}", "retry-after-ms": str(round(wait * 1000))}
     if fault == "429":
-        wait = config.retry_after_s
         return _error(
             429, "Rate limit reached for requests (fake). Please try again later.",
-            "requests", "rate_limit_exceeded",
-            headers={"Retry-After": f"{wait:g}", "retry-after-ms": str(round(wait * 1000))},
+            "requests", "rate_limit_exceeded", headers=retry_headers,
         )
+    if fault == "503":
+        return _error(503, "The engine is currently overloaded, please try again later.",
+                      "server_error", headers=retry_headers)
     if fault == "500":
         return _error(500, "The server had an error while processing your request. Sorry "
                       "about that!", "server_error")
@@ -325,8 +330,7 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     prompt_tokens = _tokens(prompt_chars)
     completion_tokens = (_tokens(len(content)) if content else 0) + reasoning
     call_id = hashlib.sha256(f"{digest}|{nth}".encode()).hexdigest()
-    return _json(
-        {
+    completion = {
             "id": f"chatcmpl-fake{call_id[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -339,9 +343,57 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
                 "finish_reason": finish,
             }],
             "usage": server.usage(prompt_tokens, completion_tokens, reasoning),
-        },
-        headers={"x-request-id": f"req_{call_id[24:48]}"},
-    )
+        }
+    headers = {"x-request-id": f"req_{call_id[24:48]}"}
+    if fault in BODY_FAULTS or fault in ENVELOPE_FAULTS:
+        return broken_reply(fault, completion, int(call_id[:8], 16), headers)
+    return _json(completion, headers=headers)
+
+
+_HTML_PAGE = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+              "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+              "</body>\r\n</html>\r\n")
+
+
+def broken_reply(kind: str, completion: dict[str, Any], draw_bits: int,
+                 headers: dict[str, str]) -> web.Response:
+    """A status-200 reply whose body or envelope is broken in the way ``kind`` names."""
+    if kind in ENVELOPE_FAULTS:
+        message = completion["choices"][0]["message"]
+        if kind == "no_choices":
+            completion.pop("choices")
+        elif kind == "empty_choices":
+            completion["choices"] = []
+        elif kind == "null_message":
+            completion["choices"][0]["message"] = None
+        elif kind == "content_filter":
+            message["content"] = None
+            completion["choices"][0]["finish_reason"] = "content_filter"
+        else:  # refusal
+            message["content"] = None
+            message["refusal"] = "I'm sorry, but I can't assist with that request."
+        return _json(completion, headers=headers)
+    data = json.dumps(completion, ensure_ascii=False).encode("utf-8")
+    content_type = "application/json"
+    if kind == "cut_body":
+        cut = len(data) * 2 // 3
+        if draw_bits % 2:  # land inside a multi-byte character (Korean text is 3 bytes each)
+            start = next((i for i in range(cut, len(data)) if data[i] >= 0xC0), None)
+            cut = start + 1 if start is not None else cut
+        data = data[:cut]
+    elif kind == "not_json":
+        data, content_type = b"Internal error: upstream model worker crashed", "text/plain"
+    elif kind == "not_utf8":
+        # A server or proxy that re-encodes Korean text as CP949 (EUC-KR).
+        data = json.dumps(completion, ensure_ascii=False).encode("cp949", "replace")
+        if data.isascii():  # nothing to mis-encode: one invalid byte instead
+            data = data[:-1] + b"\xff}"
+    elif kind == "empty_body":
+        data = b""
+    else:  # html_body
+        data, content_type = _HTML_PAGE.encode(), "text/html"
+    return web.Response(body=data, status=200, headers={**headers,
+                                                        "Content-Type": content_type})
 
 
 def _model_entry(model: str) -> dict[str, Any]:
