@@ -145,16 +145,23 @@ class TrainingPair(_Frozen):
 
 # --------------------------------------------------------------------------------------------
 # LLM reply schemas (sent as response_format; keep descriptions in Korean, the model reads them)
+#
+# Field order is part of the contract: the wire schema keeps the declared order, and under strict
+# decoding a model writes the fields in that order. So every schema declares its reasoning before
+# the verdict it supports (reason → relevant, reasoning → answer, why_wrong → defensible,
+# option reviews → derivation → final answer, feedback → scores); a verdict written first would
+# be a guess that the reasoning after it can only rationalise. tests/test_schema_order.py holds
+# every reply model to this.
 # --------------------------------------------------------------------------------------------
 
 
 class RelevanceJudgment(_Frozen):
     """관련성 판정: 이 문제가 금융 시장·투자·거래에 관한 문제인가."""
 
-    relevant: bool = Field(description="금융 시장, 투자 또는 거래에 관한 문제이면 true")
+    reason: NonEmpty = Field(description="판단 근거 한 문장: 문제가 무엇을 묻는지")
     topic: Topic = Field(description="가장 가까운 분야 (해당 없으면 기타)")
     score: int = Field(ge=1, le=5, description="관련도 1(무관)~5(핵심)")
-    reason: NonEmpty = Field(description="판단 근거 한 문장")
+    relevant: bool = Field(description="금융 시장, 투자 또는 거래에 관한 문제이면 true")
 
 
 class McqDraft(_Frozen):
@@ -200,8 +207,8 @@ class DistractorReview(_Frozen):
 class DistractorAudit(_Frozen):
     """정답 외 선택지 검수: 정답이 옳은지, 오답 6개가 각각 왜 틀렸는지."""
 
-    key_correct: bool = Field(description="출제자가 정한 정답이 문제 조건에서 옳으면 true")
     key_reason: NonEmpty = Field(description="정답이 옳은(또는 옳지 않은) 이유 한두 문장")
+    key_correct: bool = Field(description="출제자가 정한 정답이 문제 조건에서 옳으면 true")
     distractor_reviews: list[DistractorReview] = Field(
         description="정답을 뺀 선택지 6개 각각의 검토, 알파벳 순서대로"
     )
@@ -237,10 +244,11 @@ Score = Annotated[int, Field(ge=1, le=5)]
 class SolutionGrade(_Frozen):
     """해설 채점: 추론의 정확성, 7개 선택지 검토의 충실도, 금융 이론·실무 근거를 각각 1~5점."""
 
+    feedback: NonEmpty = Field(
+        description="채점 근거: 해설의 가장 중요한 결함이나 개선점 한두 문장 (점수보다 먼저)")
     correctness: Score = Field(description="추론이 정확하고 정답에 논리적으로 도달하는가 (1~5)")
     coverage: Score = Field(description="A~G 일곱 선택지를 모두 실제로 검토했는가 (1~5)")
     grounding: Score = Field(description="금융 이론과 실무에 근거해 설명하는가 (1~5)")
-    feedback: NonEmpty = Field(description="가장 중요한 개선점 한두 문장")
 
     @property
     def lowest(self) -> int:

@@ -16,7 +16,8 @@ _UNSUPPORTED = {"minLength", "maxLength", "minItems", "maxItems", "pattern", "fo
 
 def _strictify(node: Any) -> Any:
     if isinstance(node, dict):
-        out = {k: _strictify(v) for k, v in node.items() if k not in _UNSUPPORTED}
+        out = {k: (_strictify_fields(v) if k in ("properties", "$defs") else _strictify(v))
+               for k, v in node.items() if k not in _UNSUPPORTED}
         if out.get("type") == "object" and "properties" in out:
             out["additionalProperties"] = False
             out["required"] = list(out["properties"].keys())
@@ -26,10 +27,24 @@ def _strictify(node: Any) -> Any:
     return node
 
 
+def _strictify_fields(fields: Any) -> Any:
+    """A ``properties`` or ``$defs`` map: its keys are names (a field may be called "title"),
+    kept as they are and in their order; only the values are schemas."""
+    if not isinstance(fields, dict):
+        return _strictify(fields)
+    return {name: _strictify(schema) for name, schema in fields.items()}
+
+
 @cache
 def model_schema_json(model: type[BaseModel]) -> str:
-    """The model's JSON schema as canonical text (cached: generating it is slow)."""
-    return json.dumps(model.model_json_schema(), sort_keys=True, ensure_ascii=False)
+    """The model's JSON schema as text, fields in their declared order (cached: slow to build).
+
+    Never sort the keys: under strict ``json_schema`` decoding (OpenAI, vLLM, llama.cpp grammars) a
+    model writes the fields in the order the schema lists them, and the reply models declare their
+    reasoning before the verdict it supports. The same text feeds the cache key, so a change of
+    order is a change of request.
+    """
+    return json.dumps(model.model_json_schema(), ensure_ascii=False)
 
 
 @cache

@@ -6,6 +6,8 @@ Endpoints:
   per :class:`~finmcq.fake.config.FakeConfig`.
 * ``GET /v1/models`` and ``GET /v1/models/{id}`` – the configured models.
 * ``GET /_fake/stats``, ``POST /_fake/reset``, ``GET /_fake/health`` – for tests and benchmarks.
+* ``GET /_fake/requests`` – the last request bodies received, oldest first, exactly as sent
+  (key order kept), so a test can read what a real request carried on the wire.
 * ``GET /_fake/defects`` – in defect mode, every corrupted reply served (kind, task, fingerprint;
   see :mod:`finmcq.fake.defects`).
 
@@ -24,7 +26,7 @@ import json
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +44,9 @@ from finmcq.fake.replies import (
     extract_item,
     to_prose,
 )
+from finmcq.fake.wire import in_schema_order, request_schema
+
+RECENT_REQUESTS = 64  # request bodies kept for GET /_fake/requests
 
 # --------------------------------------------------------------------------------------------
 # State
@@ -67,6 +72,7 @@ class FakeState:
         self.seen: dict[str, int] = {}  # body sha256 -> times received (drives fault draws)
         self.succeeded: Counter[str] = Counter()  # body sha256 -> 200s with usable JSON
         self.defects: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, fingerprint) -> record
+        self.recent: deque[bytes] = deque(maxlen=RECENT_REQUESTS)  # raw bodies, as received
 
     def record_defect(self, corruption: Corruption) -> None:
         """Remember a corrupted reply that was served (a resend of the same one counts once)."""
@@ -136,6 +142,11 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _system_text(messages: list[Any]) -> str:
+    return " ".join(_text_of(m.get("content")) for m in messages
+                    if isinstance(m, dict) and m.get("role") in ("system", "developer"))
+
+
 def _schema_name(body: dict[str, Any], messages: list[Any]) -> str | None:
     """The reply model the request asks for: response_format's name, else named in a prompt."""
     rf = body.get("response_format")
@@ -145,8 +156,7 @@ def _schema_name(body: dict[str, Any], messages: list[Any]) -> str | None:
             return name
     # json_object / prompt fallback: the schema travels in the system message. Take the known
     # model name that appears first there.
-    system = " ".join(_text_of(m.get("content")) for m in messages
-                      if isinstance(m, dict) and m.get("role") in ("system", "developer"))
+    system = _system_text(messages)
     found = [(system.find(n), n) for n in SCHEMA_NAMES if n in system]
     return min(found)[1] if found else None
 
@@ -228,6 +238,7 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     if denied is not None:
         return denied
     raw = await request.read()
+    state.recent.append(raw)
     try:
         body = json.loads(raw)
     except ValueError:
@@ -296,6 +307,8 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     corruption: Corruption | None = None
     if config.defects_on and item is not None:
         reply, corruption = _corrupt(task, item, reply, ctx, config)
+    # Fields in the order the request's schema lists them, as strict decoding writes them.
+    reply = in_schema_order(reply, request_schema(body, _system_text(messages)))
 
     usable = not config.ignore_response_format and not (server.claude_json and not schema_name)
     content = json.dumps(reply, ensure_ascii=False) if usable else to_prose(reply)
@@ -431,6 +444,20 @@ async def _defects(request: web.Request) -> web.Response:
                   "rates": state.config.defect_table()})
 
 
+def _recent_bodies(state: FakeState) -> list[Any]:
+    out: list[Any] = []
+    for raw in state.recent:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            out.append(raw.decode("utf-8", "replace"))
+    return out
+
+
+async def _requests(request: web.Request) -> web.Response:
+    return _json(_recent_bodies(request.app[STATE_KEY]))
+
+
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return _json({"ok": True})
@@ -450,6 +477,7 @@ def create_app(config: FakeConfig | None = None, state: FakeState | None = None)
         app.router.add_get(f"{prefix}/models/{{model}}", _get_model)
     app.router.add_get("/_fake/stats", _stats)
     app.router.add_get("/_fake/defects", _defects)
+    app.router.add_get("/_fake/requests", _requests)
     app.router.add_post("/_fake/reset", _reset)
     app.router.add_get("/_fake/health", _health)
     add_batch_routes(app)  # /v1/files, /v1/batches (fake/batch.py)
@@ -583,6 +611,10 @@ class FakeLLMServer:
                     "rates": self.state.config.defect_table()}
 
         return self._call(document)  # type: ignore[no-any-return]
+
+    def requests(self) -> list[Any]:
+        """The last request bodies received, oldest first (same as ``GET /_fake/requests``)."""
+        return self._call(lambda: _recent_bodies(self.state))  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         """Zero the counters, as ``POST /_fake/reset`` does."""
