@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from finmcq.cli_eval import register as register_eval
+
 app = typer.Typer(
     name="finmcq",
     help="Build a Korean financial-market 7-option MCQ fine-tuning dataset from KMMLU.",
@@ -436,23 +438,38 @@ def fake_llm(
         "empty_choices, null_message, content_filter, refusal).")] = "",
     retry_after_s: Annotated[float, typer.Option(
         help="Retry-After sent with 429 and 503 faults.")] = 1.0,
+    answers: Annotated[str | None, typer.Option(
+        help="Exam mode: answer eval questions with the key of this set (any --set of "
+        "`finmcq eval`).", metavar="SET")] = None,
+    accuracy: Annotated[float, typer.Option(
+        help="Exam mode: share of questions answered right (drawn per question).")] = 1.0,
+    unparseable: Annotated[float, typer.Option(
+        help="Exam mode: share of letter answers in a non-strict form.")] = 0.0,
 ) -> None:
     """Serve the built-in fake OpenAI-compatible LLM until stopped (Ctrl+C)."""
     import argparse
 
     from finmcq.fake.config import parse_defect_rates, parse_faults
+    from finmcq.fake.examinee import answer_key
     from finmcq.fake.server import FakeConfig, serve
 
     try:
         config = FakeConfig(latency_ms=latency_ms, seed=seed, defect_rate=defects,
                             defect_rates=parse_defect_rates(defect or []), profile=profile,
-                            faults=parse_faults(faults), retry_after_s=retry_after_s)
+                            faults=parse_faults(faults), retry_after_s=retry_after_s,
+                            answers=answers, accuracy=accuracy, unparseable=unparseable)
     except argparse.ArgumentTypeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--profile or --faults") from None
+        raise typer.BadParameter(str(exc), param_hint="--profile, --faults or --accuracy"
+                                 ) from None
+    if answers is not None:  # read the key now: a bad --answers fails before serving
+        _run_or_exit(lambda: answer_key(answers))
     with contextlib.suppress(KeyboardInterrupt):
         serve(config, port=port)
+
+
+register_eval(app, _run_or_exit)
 
 
 def main() -> None:  # pragma: no cover - entry point

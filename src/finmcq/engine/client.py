@@ -56,6 +56,7 @@ from finmcq.engine.transport import (
     TransportTimeout,
     decode_json_body,
 )
+from finmcq.engine.textreply import TextReply, text_reply
 from finmcq.errors import ConfigError, FinmcqError
 
 if TYPE_CHECKING:
@@ -379,9 +380,12 @@ class LLMEngine:
                         self.in_flight -= 1
                 completion = _decode_completion(reply.body, reply.headers.get("Content-Type"))
                 content, finish_reason = _first_choice(completion)
-                if finish_reason == "length":
+                if request.schema is TextReply:  # free text (finmcq eval): taken as it comes
+                    value = request.schema.model_validate(text_reply(content, finish_reason))
+                elif finish_reason == "length":
                     raise InvalidReply("truncated", "finish_reason=length: the reply was cut off")
-                value = parse_reply(content, request.schema)
+                else:
+                    value = parse_reply(content, request.schema)
             except InvalidReply as exc:
                 self._note(False, "unusable_reply")
                 self._charge_unusable(request, usage, model, completion, exc.cause)
@@ -431,8 +435,10 @@ class LLMEngine:
         """
         messages = [dict(m) for m in request.messages]
         schema: type[BaseModel] = request.schema
-        if mode == "json_schema":
-            response_format: dict[str, Any] | None = response_format_json_schema(schema)
+        if schema is TextReply:  # free text: no response_format, no schema in the prompt
+            response_format: dict[str, Any] | None = None
+        elif mode == "json_schema":
+            response_format = response_format_json_schema(schema)
         else:
             # Fallback: the schema travels in the system prompt instead.
             response_format = {"type": "json_object"} if mode == "json_object" else None

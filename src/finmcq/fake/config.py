@@ -60,6 +60,12 @@ class FakeConfig:
     # How a kind of server validates, bills and answers (fake/profiles.py); with the default
     # model list, the profile's own models are served.
     profile: str = "openai"
+    # Exam mode (finmcq.fake.examinee): the answer key of an eval set; questions in the pairs'
+    # layout are answered right with probability ``accuracy``, ``unparseable`` of the letter
+    # answers in a non-strict form.
+    answers: str | None = None
+    accuracy: float = 1.0
+    unparseable: float = 0.0
 
     def __post_init__(self) -> None:
         self.server_profile: Profile = profile(self.profile)
@@ -70,6 +76,8 @@ class FakeConfig:
         if unknown:
             raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; known: "
                              f"{', '.join(FAULT_KINDS)}")
+        if not (0.0 <= self.accuracy <= 1.0 and 0.0 <= self.unparseable <= 1.0):
+            raise ValueError("accuracy and unparseable must be within [0, 1]")
         rates = self.fault_rates()
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
@@ -132,6 +140,12 @@ def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
                         f"the kinds ({', '.join(DEFECT_KINDS)})")
     parser.add_argument("--defect", dest="defect_rates", action="append", default=[],
                         metavar="KIND=RATE", help="rate of one defect kind (repeatable)")
+    parser.add_argument("--answers", default=None, metavar="SET",
+                        help="exam mode: the answer key (any `finmcq eval --set`)")
+    parser.add_argument("--accuracy", type=float, default=1.0, metavar="P",
+                        help="exam mode: share of questions answered right")
+    parser.add_argument("--unparseable", type=float, default=0.0, metavar="Q",
+                        help="exam mode: share of letter answers in a non-strict form")
 
 
 def config_from_args(args: argparse.Namespace) -> FakeConfig:

@@ -35,6 +35,7 @@ from aiohttp import web
 from finmcq.fake.batch import add_batch_routes
 from finmcq.fake.config import BODY_FAULTS, ENVELOPE_FAULTS, FakeConfig
 from finmcq.fake.defects import Corruption, corrupt_draft, corrupt_solution, draw
+from finmcq.fake.examinee import ExamReply, exam_reply
 from finmcq.fake.profiles import PATH_PREFIXES, error_json
 from finmcq.fake.replies import (
     SCHEMA_NAMES,
@@ -205,6 +206,13 @@ def _corrupt(task: str, item: dict[str, Any], reply: dict[str, Any], ctx: ReplyC
     return reply, None
 
 
+def _exam(config: FakeConfig, body: dict[str, Any], messages: list[Any]) -> ExamReply | None:
+    """Exam mode's reply (finmcq.fake.examinee) to a free-text request, else None."""
+    if config.answers is None or body.get("response_format") is not None:
+        return None
+    return exam_reply(config.answers, config.accuracy, config.unparseable, config.seed, messages)
+
+
 # --------------------------------------------------------------------------------------------
 # Handlers
 # --------------------------------------------------------------------------------------------
@@ -313,6 +321,10 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     usable = not config.ignore_response_format and not (server.claude_json and not schema_name)
     content = json.dumps(reply, ensure_ascii=False) if usable else to_prose(reply)
     content = server.wrap(content, schema_name, digest) if usable else content
+    exam = _exam(config, body, messages)
+    if exam is not None:  # exam mode: a free-text answer to an eval question
+        content, usable = exam.text, True
+        state.by_task[exam.kind] += 1
     finish = "stop"
     rates = config.defect_table()
     if fault is None and rates["invalid_json"] and draw(
