@@ -21,6 +21,7 @@ from finmcq.engine.runlog import close_run_log, open_run_log, run_timestamp
 from finmcq.engine.store import RunStore
 from finmcq.errors import FinmcqError
 from finmcq.estimate import Estimate, compare, estimate_with_history
+from finmcq.holdout import choose_holdout, holdout_stats
 from finmcq.output import (
     pause_for_test,
     remove_stale_temp_files,
@@ -49,6 +50,7 @@ class BuildResult:
     log: Path
     pairs: int
     cost_usd: float
+    heldout: Path | None = None  # --holdout: the held-out questions
 
 
 def run_build(settings: BuildSettings, *, progress: bool | None = None) -> BuildResult:
@@ -161,23 +163,36 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
             "received so far are reused at no cost",
         )
 
+    held = choose_holdout(((d.item.item_id, d.item.topic.value, d.item.answer)
+                           for d in outcome.delivered), settings.holdout, settings.seed)
+
     def pairs() -> Iterator[dict[str, str]]:
         for d in outcome.delivered:
-            for pair in training_pairs(d.item, d.solution, template):
-                yield pair.model_dump()
+            if d.item.item_id not in held:
+                for pair in training_pairs(d.item, d.solution, template):
+                    yield pair.model_dump()
 
     data_path = run_dir / f"final_training_data_{timestamp}.json"
     items_path = run_dir / f"items_{timestamp}.jsonl"
-    n_items = write_jsonl(items_path, (_item_record(d, store) for d in outcome.delivered))
+    n_items = write_jsonl(items_path, (_item_record(d, store) for d in outcome.delivered
+                                       if d.item.item_id not in held))
     n_pairs = write_json_array(data_path, pairs())
-    assert n_pairs == 2 * n_items == 2 * outcome.target
+    assert n_pairs == 2 * n_items == 2 * (outcome.target - len(held))
+    if held:  # --holdout: the held-out questions, each with its step-1 prompt
+        heldout_path = run_dir / f"heldout_{timestamp}.jsonl"
+        records = [{**_item_record(d, store), "prompt": template.step1(d.item)}
+                   for d in outcome.delivered if d.item.item_id in held]
+        write_jsonl(heldout_path, records)
+        stats["pairs"] = n_pairs
+        stats["holdout"] = holdout_stats(settings.holdout, records, heldout_path.name, n_items)
     write_json(stats_path, stats)
     _log_stage_summaries(stats)
     log.info("wrote %d pairs to %s (%.1fs, $%.4f this session)", n_pairs, data_path.name,
              wall_s, engine.meter.session_cost)
     return BuildResult(run_dir=run_dir, timestamp=timestamp, training_data=data_path,
                        items=items_path, stats=stats_path, log=log_path, pairs=n_pairs,
-                       cost_usd=engine.meter.total_cost)
+                       cost_usd=engine.meter.total_cost,
+                       heldout=run_dir / f"heldout_{timestamp}.jsonl" if held else None)
 
 
 def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engine: LLMEngine,

@@ -219,6 +219,11 @@ def _what_it_is(run: Run) -> str:
         "generated to fill the per-topic quotas. Built by finmcq "
         f"{stats.get('finmcq_version', __version__)}, run `{run.timestamp}`.\n"
     )
+    if stats.get("holdout"):
+        held = stats["holdout"]
+        text += (f"\n{held['questions']:,} of these questions are held out of the training file "
+                 f"(`{held['file']}`, balanced over topics and letters) for evaluation; the "
+                 f"training file holds the other {held['training_questions']:,}.\n")
     if source.get("warning"):
         text += f"\n> **Splits warning:** {source['warning']}\n"
     if _is_fake(stats):
@@ -242,6 +247,8 @@ def _how_built(stats: Mapping[str, Any]) -> str:
         ["questions delivered", q["delivered"]],
         ["questions asked for", q["target"]],
         ["training pairs", stats.get("pairs", 0)],
+        *([["questions held out (--holdout, not in the training file)",
+            stats["holdout"]["questions"]]] if stats.get("holdout") else []),
         ["slot attempts", stats.get("slots", {}).get("attempts", "—")],
         ["seed", stats.get("seed")],
         ["LLM cost (USD, all sessions)", f"{cost:.4f}" if isinstance(cost, int | float) else "—"],

@@ -221,6 +221,9 @@ def build(
     drop_contaminated: Annotated[bool | None, typer.Option(
         "--drop-contaminated/--keep-contaminated",
         help="Drop and replace flagged items instead of only reporting them.")] = None,
+    holdout: Annotated[float | None, typer.Option(
+        help="Keep this share of the questions (e.g. 0.1) out of the training file, balanced "
+        "over topics and letters, in heldout_{timestamp}.jsonl for `finmcq eval`.")] = None,
     config: ConfigOpt = None,
     progress: Annotated[bool | None, typer.Option(
         help="Live progress display (default: only on a terminal).")] = None,
@@ -246,7 +249,7 @@ def build(
             contamination_threshold=contamination_threshold, drop_contaminated=drop_contaminated,
             stage_models=_stage_models(stage_model), budget_usd=budget_usd, batch=batch,
             reasoning_effort=reasoning_effort, capabilities=capabilities,
-            stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort),
+            stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort), holdout=holdout,
         )
         result = run_build(settings, progress=progress)
         _report(result)
@@ -315,7 +318,10 @@ def _report(result: Any) -> None:
 
     typer.echo(f"{result.pairs} training pairs written (total cost so far ${result.cost_usd:.4f}):")
     for label, path in (("training data", result.training_data), ("items", result.items),
-                        ("stats", result.stats), ("log", result.log)):
+                        ("held out", result.heldout), ("stats", result.stats),
+                        ("log", result.log)):
+        if path is None:
+            continue
         typer.echo(f"  {label:<13} {path}")
     typer.echo(f"  {'report':<13} {write_report(result.run_dir)}")
 

@@ -61,6 +61,8 @@ class BuildSettings(BaseModel):
         "before its slot falls back to generation")
     solve_tries: int = Field(3, ge=1)
     instruction: str = DEFAULT_INSTRUCTION
+    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="share of the questions kept out of "
+                           "the training file, in heldout_{timestamp}.jsonl (finmcq.holdout)")
     progress: bool | None = None
     # quality checks (see finmcq.quality and README "Data quality")
     second_answer_judge: bool = Field(
