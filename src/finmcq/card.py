@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from finmcq import __version__
+from finmcq.export_lmeval import LM_EVAL_FILES
 from finmcq.records import KMMLU_LICENSE, LETTERS
 from finmcq.rundir import Run, load_run
 
@@ -70,6 +71,7 @@ _FILES: dict[str, str] = {
         "axolotl:\n\n```yaml\ndatasets:\n  - path: chat.jsonl\n    ds_type: json\n"
         "    type: chat_template\n    field_messages: messages\n```"
     ),
+    "lm-eval": LM_EVAL_FILES,
 }
 
 

@@ -404,7 +404,8 @@ def export(
     run_dir: RunDirArg,
     out: Annotated[Path, typer.Option(help="Folder for the export and its README.md card.")],
     format: Annotated[str, typer.Option(
-        "--format", help="hf (DatasetDict on disk), jsonl, parquet or chat (messages).")] = "hf",
+        "--format", help="hf (DatasetDict on disk), jsonl, parquet, chat (messages) or lm-eval "
+        "(an lm-evaluation-harness task).")] = "hf",
     items: Annotated[bool, typer.Option(
         help="Also export the full items (everything about each question).")] = False,
     push_to_hub: Annotated[str | None, typer.Option(

@@ -5,6 +5,7 @@ Formats, each written to ``--out`` with a dataset card (``README.md``, see :mod:
 * ``hf`` — ``pairs/`` (and ``items/``): ``datasets.DatasetDict`` objects saved with
   ``save_to_disk``; ``push_to_hub`` also uploads them to a Hub dataset repo as parquet.
 * ``jsonl`` / ``parquet`` — ``pairs.{jsonl,parquet}`` (and ``items.*``).
+* ``lm-eval`` — an lm-evaluation-harness task folder (:mod:`finmcq.export_lmeval`).
 * ``chat`` — ``chat.jsonl``: ``{"messages": [system, user, assistant]}`` per pair, the format
   TRL's ``SFTTrainer`` and axolotl's ``chat_template`` type read directly.
 
@@ -26,10 +27,11 @@ from typing import Any
 
 from finmcq.card import dataset_card
 from finmcq.errors import ConfigError, FinmcqError, InputError
+from finmcq.export_lmeval import write_lm_eval
 from finmcq.output import atomic_writer, write_jsonl
 from finmcq.rundir import Run, load_run
 
-FORMATS: tuple[str, ...] = ("hf", "jsonl", "parquet", "chat")
+FORMATS: tuple[str, ...] = ("hf", "jsonl", "parquet", "chat", "lm-eval")
 CHAT_SYSTEM_PROMPT = (
     "당신은 한국 금융 시장 전문가입니다. 7지선다 문제를 단계별로 분석해 풀이하고, "
     "요청을 받으면 정답 알파벳만 답합니다."
@@ -227,7 +229,7 @@ def _write_hf(run: Run, out: Path, include_items: bool) -> list[Path]:
 
 
 _WRITERS = {"hf": _write_hf, "jsonl": _write_jsonl, "parquet": _write_parquet,
-            "chat": _write_chat}
+            "chat": _write_chat, "lm-eval": write_lm_eval}
 
 
 @contextmanager
