@@ -48,6 +48,7 @@ from finmcq.engine.schema import (
 )
 from finmcq.engine.shape import RequestShaper
 from finmcq.engine.store import RunStore
+from finmcq.engine.textreply import TextReply, text_reply
 from finmcq.engine.transport import (
     BrokenBody,
     ChatTransport,
@@ -56,7 +57,6 @@ from finmcq.engine.transport import (
     TransportTimeout,
     decode_json_body,
 )
-from finmcq.engine.textreply import TextReply, text_reply
 from finmcq.errors import ConfigError, FinmcqError
 
 if TYPE_CHECKING:
