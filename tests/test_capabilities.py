@@ -105,6 +105,10 @@ def test_rejections_are_read_from_openais_error_object_or_the_message() -> None:
     assert rejected_param({"object": "error", "param": None, "code": 400},
                           "Unsupported parameter: 'seed' for this model") == "seed"
     assert rejected_param([{"error": {"code": 400}}], "context length exceeded") is None
+    assert rejected_param([{"error": {"code": 400}}], "Invalid reasoning_effort value: none. "
+                          "Supported values are: 'minimal', 'low'.") == "reasoning_effort"
+    assert rejected_param({"error": {"message": "x"}},
+                          "max_tokens is too large: 50000 > 32768") is None
     assert rejected_param({"error": {"param": "reasoning.effort", "code": "unsupported_value"}},
                           "") == "reasoning_effort"
     assert supported_values(OPENAI_EFFORT["error"]["message"]) == ["none", "low", "medium",

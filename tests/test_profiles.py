@@ -168,3 +168,15 @@ def test_gpt5_mini_done_when_through_the_cli(tmp_path: Path) -> None:
     assert stats["cost_usd"]["total"] > 0  # billed at gpt-5-mini's list price
     log = next(tmp_path.glob("processing_*.log")).read_text("utf-8")
     assert "reasoning" in log
+
+
+def test_gemini_effort_the_model_lacks_is_adapted_from_googles_error(tmp_path: Path) -> None:
+    # The table lists "none" for every Gemini 2.5 model; 2.5 Pro cannot turn thinking off.
+    with FakeLLMServer(FakeConfig(profile="gemini")) as fake:
+        result = run_build(_settings(fake, "/v1beta/openai", "gemini-2.5-pro", tmp_path, None,
+                                     reasoning_effort="none"), progress=False)
+        assert fake.stats()["by_status"].get("400", 0) > 0
+    stats = json.loads(result.stats.read_text("utf-8"))
+    assert result.pairs == 12 and stats["retries_by_cause"] == {}
+    assert "reasoning_effort minimal" in stats["request_shapes"]["gemini-2.5-pro"]
+    assert stats["request_shape_changes"]["gemini-2.5-pro"]

@@ -42,6 +42,9 @@ _META_KEY = "request_shapes"
 _PARAM_IN_MESSAGE = re.compile(
     r"(?:unsupported (?:parameter|value)|unrecognized (?:request )?argument)[^']*'([\w.]+)'"
     r"|'([\w.]+)' (?:is not supported|does not support)", re.I)
+_REFUSAL_WORDS = re.compile(r"unsupported|not supported|invalid|unrecognized|unknown", re.I)
+_OUR_PARAMS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "seed",
+               "reasoning_effort")
 _SUPPORTED_VALUES = re.compile(r"supported values are:?(.*)", re.I | re.S)
 
 
@@ -197,6 +200,7 @@ class RequestShaper:
         param = rejected_param(error, message)
         if param is None:
             return False
+        message = error_parts(error, message)[1].rstrip(". ")
         shape = self.shape(model)
         change: str | None = None
         if param in ("max_tokens", "max_completion_tokens"):
@@ -301,7 +305,7 @@ class RequestShaper:
 def rejected_param(error: Any, message: str) -> str | None:
     """The parameter a 400 names as unsupported, from OpenAI's error object (``param`` with
     ``code`` unsupported_parameter / unsupported_value) or, failing that, from its message."""
-    err = error.get("error", error) if isinstance(error, dict) else None
+    err, message = error_parts(error, message)
     param: str | None = None
     if isinstance(err, dict):
         code = str(err.get("code") or "")
@@ -315,10 +319,27 @@ def rejected_param(error: Any, message: str) -> str | None:
         match = _PARAM_IN_MESSAGE.search(message)
         if match:
             param = match.group(1) or match.group(2)
+    if param is None and _REFUSAL_WORDS.search(message):
+        # Servers with their own error wording ("Invalid reasoning_effort value: none"):
+        # one of the parameters we send, named beside a word of refusal.
+        named = [p for p in _OUR_PARAMS if re.search(rf"\b{p}\b", message)]
+        param = named[0] if len(named) == 1 else None
     if param is None:
         return None
     param = param.rsplit(".", 1)[-1] if param.endswith(".effort") else param
     return "reasoning_effort" if param in ("effort", "reasoning") else param
+
+
+def error_parts(error: Any, message: str) -> tuple[dict[str, Any] | None, str]:
+    """The error object of a 400 body (OpenAI's ``{"error": {...}}``, a flat object, or
+    Google's list of them) and its message (``message`` when the body has none)."""
+    if isinstance(error, list) and error and isinstance(error[0], dict):
+        error = error[0]
+    err = error.get("error", error) if isinstance(error, dict) else None
+    if not isinstance(err, dict):
+        return None, message
+    text = err.get("message")
+    return err, str(text) if isinstance(text, str) and text else message
 
 
 def supported_values(message: str) -> list[str]:
