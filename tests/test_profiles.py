@@ -168,6 +168,8 @@ def test_gpt5_mini_done_when_through_the_cli(tmp_path: Path) -> None:
     assert stats["cost_usd"]["total"] > 0  # billed at gpt-5-mini's list price
     log = next(tmp_path.glob("processing_*.log")).read_text("utf-8")
     assert "reasoning" in log
+    report = next(tmp_path.glob("report_*.html")).read_text("utf-8")
+    assert "of which reasoning" in report  # the report's cost table shows them
 
 
 def test_gemini_effort_the_model_lacks_is_adapted_from_googles_error(tmp_path: Path) -> None:

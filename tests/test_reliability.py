@@ -949,7 +949,7 @@ def doctor(base_url: str, **settings: Any) -> dict[str, Check]:
     checks = run_doctor(BuildSettings(base_url=base_url, model=settings.pop("model", FAKE_MODEL),
                                       **settings))
     assert [c.name for c in checks] == ["config", "connectivity", "model", "chat",
-                                        "structured_output"]
+                                        "request_shape", "structured_output"]
     return {c.name: c for c in checks}
 
 

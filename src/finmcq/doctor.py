@@ -94,7 +94,8 @@ def run_doctor(settings: BuildSettings,
     key_check, api_key = _check_config(config)
     checks.append(key_check)
     if api_key is None:
-        return checks + _skipped(("connectivity", "model", "chat", "structured_output"),
+        return checks + _skipped(("connectivity", "model", "chat", "request_shape",
+                                           "structured_output"),
                                  "the configuration is not usable")
     register_secret(api_key)  # error texts from the server may quote it
     timeout = min(config.timeout_s, DOCTOR_TIMEOUT_S)
@@ -105,7 +106,7 @@ def run_doctor(settings: BuildSettings,
         connectivity, listed = _check_connectivity(client, config, where, timeout)
         checks.append(connectivity)
         if connectivity.failed:
-            return checks + _skipped(("model", "chat", "structured_output"),
+            return checks + _skipped(("model", "chat", "request_shape", "structured_output"),
                                      "the server could not be used")
         model_check = _check_models(models, listed, where)
         checks.append(model_check)

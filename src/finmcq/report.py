@@ -482,6 +482,9 @@ def _stage_table(stats: Mapping[str, Any]) -> str:
 def _cost_table(stats: Mapping[str, Any]) -> str:
     usage, estimate = stage_usage(stats), stage_estimates(stats)
     rows = []
+    # Hidden reasoning tokens (part of completion tokens): columns only when a model reasoned.
+    reasoned = any(row.get("reasoning_tokens") for part in (usage, estimate)
+                   for row in part.values())
     for stage in _stages_with_usage(stats):
         act, est = usage.get(stage, {}), estimate.get(stage, {})
         rows.append([
@@ -489,19 +492,21 @@ def _cost_table(stats: Mapping[str, Any]) -> str:
             _count(act.get("responses", act.get("requests"))),
             _count(est.get("prompt_tokens")), _count(act.get("prompt_tokens")),
             _count(est.get("completion_tokens")), _count(act.get("completion_tokens")),
-            _count(est.get("reasoning_tokens")), _count(act.get("reasoning_tokens")),
+            *([_count(est.get("reasoning_tokens") or 0), _count(act.get("reasoning_tokens") or 0)]
+              if reasoned else []),
             _money(est.get("cost_usd")), _money(act.get("cost_usd")),
         ])
     est_costs = [v.get("cost_usd") for v in estimate.values()]
     # A stage whose model has no price has no USD estimate: then the total is unknown too.
     priced = [float(c) for c in est_costs if isinstance(c, int | float)]
     total_est = sum(priced) if est_costs and len(priced) == len(est_costs) else None
-    rows.append(["<b>total</b>", "", "", "", "", "", "", "", "", _money(total_est),
+    blanks = 8 if reasoned else 6
+    rows.append(["<b>total</b>", *[""] * blanks, _money(total_est),
                  _money(stats.get("cost_usd", {}).get("total"))])
+    reasoning = ["of which reasoning (est.)", "of which reasoning"] if reasoned else []
     return _table(["stage", "calls (est.)", "replies", "prompt tokens (est.)", "prompt tokens",
-                   "completion tokens (est.)", "completion tokens",
-                   "of which reasoning (est.)", "of which reasoning", "USD (est.)", "USD"],
-                  rows, "num")
+                   "completion tokens (est.)", "completion tokens", *reasoning, "USD (est.)",
+                   "USD"], rows, "num")
 
 
 def sample_dropped(dropped: Sequence[DroppedItem], k: int = SAMPLE_DROPPED) -> list[DroppedItem]:
