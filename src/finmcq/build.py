@@ -30,6 +30,7 @@ from finmcq.output import (
     write_jsonl,
 )
 from finmcq.pipeline import BuildOutcome, Delivered, Pipeline
+from finmcq.review.decisions import ReviewDecisions
 from finmcq.sources import describe_splits, load_source
 from finmcq.stages.assemble import PromptTemplate, training_pairs
 
@@ -100,7 +101,8 @@ async def _build(settings: BuildSettings, sources: list[Any],
                            reasoning_of=lambda stage: meter.reasoning_tokens if stage == "deliver"
                            else meter.stage(stage).reasoning_tokens) as bar:
             engine.notify = bar.note
-            pipeline = Pipeline(settings, engine, store, bar)
+            pipeline = Pipeline(settings, engine, store, bar,
+                                review=ReviewDecisions.load(settings.out))
             outcome = await pipeline.run(sources)
         source_info = {"dataset": settings.source, "subjects": subjects, "splits": splits,
                        "questions": len(sources), "warning": warning}
@@ -129,6 +131,7 @@ def _item_record(d: Delivered, store: RunStore) -> dict[str, Any]:
         "solution": d.solution.text,
         "provenance": item.source.provenance.model_dump() if item.source else None,
         "source_question": item.source.question if item.source else None,
+        "review": d.review,
         "tokens": {"prompt": usage["prompt_tokens"], "completion": usage["completion_tokens"]},
         "cost_usd": round(usage["cost_usd"], 6),
     }

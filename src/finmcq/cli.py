@@ -400,6 +400,36 @@ def report(run_dir: RunDirArg) -> None:
 
 
 @app.command()
+def review(
+    run_dir: RunDirArg,
+    port: Annotated[int, typer.Option(help="Port to serve on (0: any free port).")] = 0,
+    host: Annotated[str, typer.Option(
+        help="Address to serve on. Anything but 127.0.0.1 needs --allow-remote and then "
+        "requires the token printed in the URL.")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a --host other than 127.0.0.1 (token required).")] = False,
+) -> None:
+    """Review a finished run in the browser: accept, reject, edit, comment (saved in the store).
+
+    A rerun of `finmcq build --out RUN_DIR` then replaces rejected items, delivers edits and
+    keeps accepted items.
+    """
+    from finmcq.errors import ConfigError
+
+    def action() -> None:
+        from finmcq.review.app import LOOPBACK, serve
+
+        if host not in LOOPBACK and not allow_remote:
+            raise ConfigError(f"--host {host} would serve the review beyond this machine",
+                              fix="Add --allow-remote to do so on purpose (the URL then "
+                              "carries a token), or leave --host at 127.0.0.1")
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(run_dir, host=host, port=port, allow_remote=allow_remote, echo=typer.echo)
+
+    _run_or_exit(action)
+
+
+@app.command()
 def export(
     run_dir: RunDirArg,
     out: Annotated[Path, typer.Option(help="Folder for the export and its README.md card.")],

@@ -29,7 +29,7 @@ import time
 import tomllib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -62,6 +62,7 @@ from finmcq.records import (
     Topic,
     Verification,
 )
+from finmcq.review.decisions import ItemEdit, ReviewDecisions
 from finmcq.stages.base import Dropped, StageStats
 from finmcq.stages.contamination import ContaminationStage
 from finmcq.stages.generate import GenerateStage
@@ -112,6 +113,7 @@ class Delivered:
     grade: SolutionGrade | None = None
     contamination: ContaminationHit | None = None
     repaired: tuple[str, ...] = ()  # letters whose distractor the judge replaced
+    review: str | None = None  # "accepted" / "edited" when a reviewer kept this delivery
 
     @property
     def quality(self) -> dict[str, Any]:
@@ -153,6 +155,7 @@ class Delivered:
             "grade": None if self.grade is None else self.grade.model_dump(mode="json"),
             "contamination": None if self.contamination is None else asdict(self.contamination),
             "repaired": list(self.repaired),
+            "review": self.review,
         }, ensure_ascii=False)
 
     @classmethod
@@ -179,6 +182,7 @@ class Delivered:
             contamination=None if data["contamination"] is None else ContaminationHit(
                 **data["contamination"]),
             repaired=tuple(data["repaired"]),
+            review=data.get("review"),
         )
 
 
@@ -258,8 +262,13 @@ class Pipeline:
 
     def __init__(self, settings: BuildSettings, engine: LLMEngine, store: RunStore,
                  progress: StageProgress | None = None, *,
-                 benchmarks: ContaminationIndex | None = None) -> None:
-        """``benchmarks``: the contamination index; loaded from the settings when None."""
+                 benchmarks: ContaminationIndex | None = None,
+                 review: ReviewDecisions | None = None) -> None:
+        """``benchmarks``: the contamination index; loaded from the settings when None.
+
+        ``review``: a reviewer's decisions (``finmcq review``): rejected deliveries are
+        replaced by the slot's next attempt, accepted and edited ones are kept as they are.
+        """
         self.settings = settings
         self.engine = engine
         self.store = store
@@ -283,6 +292,8 @@ class Pipeline:
         self.place_stats = StageStats("placement")
         self.dedupe_stats = StageStats("dedupe")
         self.slot_stats: Counter[str] = Counter()
+        self.review = review or ReviewDecisions()
+        self.review_stats: Counter[str] = Counter()
         self.stage_wall: dict[str, list[float]] = {}
         self._relevance_done = asyncio.Event()
         self._examples: dict[Topic, list[SourceQuestion]] = {}
@@ -341,22 +352,102 @@ class Pipeline:
         return result
 
     async def fill_slot(self, slot: Slot, first_attempt: int = 0) -> Delivered | None:
-        for attempt in range(first_attempt, self.settings.max_attempts_per_question):
+        if first_attempt == 0:
+            kept = await self._reviewed_delivery(slot)
+            if kept is not None:
+                return self._deliver(slot, kept)
+        # A reviewer's rejection does not use up the slot's attempts.
+        last = self.settings.max_attempts_per_question + self.review.rejected_per_slot[
+            slot.slot_id]
+        replacing = False
+        for attempt in range(first_attempt, last):
             self.slot_stats["attempts"] += 1
             delivered = await self._attempt(slot, attempt, f"{slot.slot_id}.{attempt}")
+            if delivered is not None and self.review.is_rejected(delivered.item.item_id):
+                item_id = delivered.item.item_id
+                self._record_drop(item_id, "review", Dropped(
+                    "rejected_in_review", self.review.rejected[item_id]))
+                replacing = True
+                continue
             if delivered is not None:
-                # The whole delivery, not just the item: the outcome's items are streamed
-                # back from here (DeliveredItems) instead of being held in memory.
-                self.store.put_outcome(delivered.item.item_id, "deliver", "ok", reason=None,
-                                       payload=delivered.to_json())
-                self._signatures[slot.slot_id] = self.finder.signature(
-                    question_text(delivered.item.question, delivered.item.options))
-                self.progress.advance("deliver")
-                return delivered
+                self.review_stats["replaced"] += replacing
+                return self._deliver(slot, delivered)
         self.slot_stats["exhausted"] += 1
         log.warning("slot %s: no acceptable question after %d attempts", slot.slot_id,
                     self.settings.max_attempts_per_question)
         return None
+
+    def _deliver(self, slot: Slot, delivered: Delivered) -> Delivered:
+        # The whole delivery, not just the item: the outcome's items are streamed back from
+        # here (DeliveredItems) instead of being held in memory.
+        self.store.put_outcome(delivered.item.item_id, "deliver", "ok", reason=None,
+                               payload=delivered.to_json())
+        self._signatures[slot.slot_id] = self.finder.signature(
+            question_text(delivered.item.question, delivered.item.options))
+        self.progress.advance("deliver")
+        return delivered
+
+    async def _reviewed_delivery(self, slot: Slot) -> Delivered | None:
+        """The delivery a reviewer accepted (or edited) for this slot, never regenerated."""
+        kept = self.review.kept.get(slot.slot_id)
+        if kept is None:
+            return None
+        item_id, edit = kept
+        # An edit always applies to the delivery as built; that one is kept aside once.
+        payload = (self.store.get_outcome_payload(item_id, "deliver_original")
+                   or self.store.get_outcome_payload(item_id, "deliver"))
+        if payload is None:
+            log.warning("review: accepted item %s is not in the store; slot %s is built anew",
+                        item_id, slot.slot_id)
+            return None
+        original = Delivered.from_json(payload)
+        if original.slot.topic != slot.topic:
+            log.warning("review: accepted item %s was built for another topic (%s, now %s); "
+                        "slot %s is built anew", item_id, original.slot.topic.value,
+                        slot.topic.value, slot.slot_id)
+            return None
+        if edit is None:
+            self.review_stats["accepted"] += 1
+            return replace(original, slot=slot, review="accepted")
+        if self.store.get_outcome_payload(item_id, "deliver_original") is None:
+            self.store.put_outcome(item_id, "deliver_original", "ok", reason=None,
+                                   payload=payload)
+        edited = await self._apply_edit(original, edit)
+        if edited is None:
+            return None
+        self.review_stats["edited"] += 1
+        return replace(edited, slot=slot)
+
+    async def _apply_edit(self, original: Delivered, edit: ItemEdit) -> Delivered | None:
+        """The reviewer's version of a delivery; re-solved when the key or the options changed."""
+        item_id = original.item.item_id
+        try:
+            item = McqItem.model_validate({
+                **original.item.model_dump(), "question": edit.question,
+                "options": edit.options, "answer": edit.answer})
+        except ValidationError as exc:
+            self._record_drop(item_id, "review", Dropped("edit_invalid", str(exc)))
+            return None
+        problem = checks.item_problems(item.question, item.options, item.answer)
+        if problem is not None:
+            self._record_drop(item_id, "review", Dropped("edit_" + problem))
+            return None
+        changed = item.options != original.item.options or item.answer != original.item.answer
+        solution, audit, grade = original.solution, original.audit, original.grade
+        if edit.solution is not None:
+            solution = Solution(text=edit.solution, final_answer=item.answer)
+        elif changed:
+            solved = await self.solve.run(item)
+            self._mark("solve")
+            if isinstance(solved, Dropped):
+                self._record_drop(item_id, "review", Dropped("edit_unsolved", solved.reason))
+                return None
+            solution, grade = solved, None
+            self.review_stats["re_solved"] += 1
+        if changed:
+            audit = None  # the judge's reasons were about the old options
+        return replace(original, item=item, solution=solution, audit=audit, grade=grade,
+                       repaired=() if changed else original.repaired, review="edited")
 
     async def _attempt(self, slot: Slot, attempt: int, item_id: str,
                        feedback: str | None = None) -> Delivered | None:
@@ -587,13 +678,18 @@ class Pipeline:
             if not duplicates:
                 return
             loser_ids: list[str] = []
+            gone: set[int] = set()
             for dup in duplicates:
-                loser_id, winner_id = ids[dup.index], ids[dup.of]
+                loser, winner = self._dedupe_loser(ids, dup.index, dup.of)
+                if loser is None or loser in gone:
+                    continue
+                gone.add(loser)
+                loser_id, winner_id = ids[loser], ids[winner]
                 self.dedupe_stats.drop(dup.reason)
                 self._record_drop(loser_id, "dedupe", Dropped(
                     dup.reason, f"{dup.similarity:.2f} similar to {winner_id}"))
                 loser_ids.append(loser_id)
-                del results[order[dup.index]]
+                del results[order[loser]]
             # Only the slot and attempt of each loser are needed to refill it.
             losers = [(d.slot, d.attempt) for d in DeliveredItems(self.store, loser_ids)]
 
@@ -606,6 +702,19 @@ class Pipeline:
                     results[slot.slot_id] = done.item.item_id
 
             await bounded_map(losers, refill, self.settings.concurrency * 2)
+
+    def _dedupe_loser(self, ids: Sequence[str], later: int,
+                      earlier: int) -> tuple[int | None, int]:
+        """Which of two duplicates goes: the later one, unless a reviewer kept it.
+
+        A kept item is never regenerated: the other one goes instead; if a reviewer kept both,
+        both stay (they looked at them).
+        """
+        if not self.review.protects(ids[later]):
+            return later, earlier
+        if not self.review.protects(ids[earlier]):
+            return earlier, later
+        return None, earlier
 
     def _stats(self, quotas: dict[Topic, int], delivered: DeliveredItems,
                n_sources: int) -> dict[str, Any]:
@@ -635,11 +744,20 @@ class Pipeline:
             "difficulty": dict(tally.difficulty),
             "quality": self._quality_stats(stages, delivered, tally),
             "stage_wall_s": {k: round(v[1] - v[0], 3) for k, v in self.stage_wall.items()},
+            "review": self._review_stats(),
         }
         contamination_line = self._contamination_line(tally)
         if contamination_line is not None:  # absent: no benchmark was compared
             stats["contamination"] = contamination_line
         return stats
+
+    def _review_stats(self) -> dict[str, int]:
+        """What the build did with the review: decisions read, and what they changed."""
+        decided = self.review.summary()
+        return {"reviewed": decided["reviewed"], "rejected": decided["rejected"],
+                "accepted": self.review_stats["accepted"], "edited": self.review_stats["edited"],
+                "replaced": self.review_stats["replaced"],
+                "re_solved": self.review_stats["re_solved"]}
 
     def _contamination_line(self, tally: _Tally) -> dict[str, Any] | None:
         """A short contamination result for the dataset card (details are under quality)."""

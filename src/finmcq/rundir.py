@@ -164,7 +164,7 @@ class Run:
                 "SELECT item_id, stage, reason, payload FROM outcomes WHERE status = 'dropped' "
                 "ORDER BY item_id, stage").fetchall()
             return [DroppedItem(item_id=item_id, stage=stage, reason=reason or "",
-                                detail=_detail(payload), question=_question_of(db, item_id))
+                                detail=_detail(payload), question=question_of(db, item_id))
                     for item_id, stage, reason, payload in rows]
 
 
@@ -205,7 +205,7 @@ def _detail(payload: str | None) -> str:
 _INPUT_BLOCK = re.compile(r"<입력>\s*(?P<json>\{.*\})\s*</입력>", re.S)
 
 
-def _question_of(db: sqlite3.Connection, item_id: str) -> str | None:
+def question_of(db: sqlite3.Connection, item_id: str) -> str | None:
     """The question a dropped item was about, from the stored LLM traffic of that item.
 
     A drafted item's question is in its rewrite/generate reply; a source question judged at
