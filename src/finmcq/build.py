@@ -190,6 +190,11 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
         stats["holdout"] = holdout_stats(settings.holdout, records, heldout_path.name, n_items)
     write_json(stats_path, stats)
     _log_stage_summaries(stats)
+    review = stats.get("review") or {}
+    if review.get("reviewed"):
+        log.info("review: %d decisions read; %d accepted and %d edited items kept, %d rejected "
+                 "slots replaced, %d edits re-solved", review["reviewed"], review["accepted"],
+                 review["edited"], review["replaced"], review["re_solved"])
     log.info("wrote %d pairs to %s (%.1fs, $%.4f this session)", n_pairs, data_path.name,
              wall_s, engine.meter.session_cost)
     return BuildResult(run_dir=run_dir, timestamp=timestamp, training_data=data_path,

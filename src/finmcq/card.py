@@ -102,6 +102,18 @@ def dataset_card(run_dir: Path | Run, *, export_format: str | None = None,
     return "\n".join(s for s in sections if s)
 
 
+def review_text(stats: Mapping[str, Any]) -> str:
+    """What human review (``finmcq review``) did to this build, in one sentence."""
+    review = stats.get("review") or {}
+    if not review.get("reviewed"):
+        return "No item was reviewed by a person (finmcq review) before this build."
+    return (f"{review['reviewed']} items were reviewed by a person (finmcq review): "
+            f"{review.get('accepted', 0)} accepted as built, {review.get('edited', 0)} edited "
+            f"({review.get('re_solved', 0)} re-solved after a key or option change), "
+            f"{review.get('rejected', 0)} rejected, and {review.get('replaced', 0)} rejected "
+            "slots replaced by a new generation for the same topic and key letter.")
+
+
 def contamination_text(stats: Mapping[str, Any]) -> str:
     """One line on the contamination check: its result, or that it was not run."""
     result = stats.get("contamination")
@@ -253,6 +265,9 @@ def _how_built(stats: Mapping[str, Any]) -> str:
             stats["holdout"]["questions"]]] if stats.get("holdout") else []),
         ["slot attempts", stats.get("slots", {}).get("attempts", "—")],
         ["seed", stats.get("seed")],
+        ["reviewed / accepted / edited / replaced (finmcq review)",
+         " / ".join(str((stats.get("review") or {}).get(k, 0))
+                    for k in ("reviewed", "accepted", "edited", "replaced"))],
         ["LLM cost (USD, all sessions)", f"{cost:.4f}" if isinstance(cost, int | float) else "—"],
     ])
     return (
@@ -275,7 +290,7 @@ def _how_built(stats: Mapping[str, Any]) -> str:
         "random choice follows the seed; every LLM reply is cached, so a rerun reproduces the "
         "build.\n\n### Models\n\n" + models + "\n### Stages\n\n"
         + _table(["stage", "in", "out", "dropped", "drop reasons"], stage_rows)
-        + "\n### Counts\n\n" + counts
+        + "\n### Counts\n\n" + counts + "\n### Human review\n\n" + review_text(stats) + "\n"
     )
 
 

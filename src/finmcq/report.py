@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finmcq import __version__
-from finmcq.card import contamination_text, licence_notice
+from finmcq.card import contamination_text, licence_notice, review_text
 from finmcq.output import atomic_writer
 from finmcq.records import LETTERS
 from finmcq.rundir import DroppedItem, Run, load_run
@@ -585,6 +585,7 @@ def _run_details(run: Run, digest: ItemDigest) -> str:
                                              run.files.training_data))),
         ("peak requests in flight", stats.get("peak_in_flight")),
         ("retries by cause", stats.get("retries_by_cause") or "none"),
+        ("human review", review_text(stats)),
     ]
     models = _table(["stage", "model"], ([_e(k), _e(v)] for k, v in
                                          stats.get("models", {}).items()), "kv")

@@ -49,9 +49,9 @@ class ReviewContext:
     token: str | None
 
     def __post_init__(self) -> None:
+        self.files = find_run(self.run_dir)  # the clearest message for a wrong folder
         self.db = open_review_db(self.run_dir)
         self.log = ReviewLog(self.db)
-        self.files = find_run(self.run_dir)
         ensure_index(self.db, self.files)
 
     def refresh(self) -> None:
@@ -112,11 +112,12 @@ def build_app(run_dir: Path, *, token: str | None = None) -> Starlette:
         filters = _filters(request)
         after = _int(request.query_params.get("after"))
         before = _int(request.query_params.get("before"))
-        page = queries.page(ctx.db, filters, after=after, before=before)
+        size = min(500, max(5, _int(request.query_params.get("size")) or queries.PAGE_SIZE))
+        page = queries.page(ctx.db, filters, after=after, before=before, size=size)
         if filters.tab == "dropped":
             for row in page.rows:
                 row["question"] = question_of(ctx.db, row["item_id"])
-        html = _render("list.html", page=page, stages=queries.stages(ctx.db),
+        html = _render("list.html", page=page, size=size, stages=queries.stages(ctx.db),
                        reasons=queries.reasons(ctx.db), **_common(ctx, filters))
         return HTMLResponse(html)
 
