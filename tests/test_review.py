@@ -116,7 +116,8 @@ def test_actions_are_saved_at_once_with_their_time_and_survive_a_restart(run_dir
                           "ORDER BY id").fetchall()
         db.close()
         assert [(r[0], r[1], r[2]) for r in rows] == [
-            (a, "accept", None), (b, "reject", "정답 근거가 부족함"), (c, "comment", "수치 확인 필요")]
+            (a, "accept", None), (b, "reject", "정답 근거가 부족함"),
+            (c, "comment", "수치 확인 필요")]
         assert all(isinstance(r[3], float) and r[3] > 1.7e9 for r in rows)
     with serving(run_dir) as url:  # a restart of the command
         status, html, _ = request(url + "/")

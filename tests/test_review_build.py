@@ -1,4 +1,4 @@
-"""`finmcq build --out RUN_DIR` honours the review: replace rejected, deliver edits, keep accepted."""
+"""A rebuild honours the review: rejected items replaced, edits delivered, accepted ones kept."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def test_a_rebuild_replaces_rejected_delivers_edits_and_keeps_accepted(
     log.record(edited_key["item_id"], "edit", edit=ItemEdit(
         edited_key["question"], tuple(options), LETTERS[new]))
     # An edit of the stem and the solution text only: delivered as written, not re-solved.
-    new_solution = edited_text["solution"].replace("[문제 분석]\n", "[문제 분석]\n검수자 보충: 용어 정의 확인.\n")
+    new_solution = edited_text["solution"].replace(
+        "[문제 분석]\n", "[문제 분석]\n검수자 보충: 용어 정의 확인.\n")
     log.record(edited_text["item_id"], "edit", edit=ItemEdit(
         edited_text["question"] + " (검수 수정)", tuple(options_of(edited_text)),
         edited_text["answer"], new_solution))
