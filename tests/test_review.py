@@ -86,14 +86,22 @@ def test_filters_show_exactly_the_matching_items(run_dir: Path) -> None:
         assert all_pages(f"{url}/?flag=key_longest") == longest
         assert all_pages(f"{url}/?flag=negative_stem&flag=key_longest") == [
             i for i in longest if i in negative]
-        # Text search: a phrase from one stem finds that item (and any that share it).
-        word = items[5]["question"].split()[3]
-        found = all_pages(f"{url}/?q={quote(word)}")
-        assert items[5]["item_id"] in found
-        assert found == [i["item_id"] for i in items
-                         if word in i["question"] or any(word in o for o in i["options"].values())
-                         or word in i["item_id"]]
+        # Text search, a substring of the question, options or id: two characters (a scan),
+        # and longer (the trigram index), matched exactly as Python's `in` would.
+        def text(item: dict[str, Any]) -> str:
+            return " ".join([item["item_id"], item["question"],
+                             *(item["options"][ch] for ch in LETTERS)]).casefold()
+
+        stem = items[5]["question"]
+        for needle in (stem[10:12], stem[10:16], stem[-8:], items[7]["options"]["C"][2:9],
+                       items[3]["item_id"]):
+            needle = needle.strip()  # the page trims the query
+            found = all_pages(f"{url}/?q={quote(needle)}")
+            assert found == [i["item_id"] for i in items if needle.casefold() in text(i)], needle
+            assert found, needle
         assert all_pages(f"{url}/?q={quote('절대없는검색어')}") == []
+        assert all_pages(f"{url}/?q={quote('%')}") == [
+            i["item_id"] for i in items if "%" in text(i)]
 
 
 def post(url: str, action: str, item_id: str, body: dict[str, Any]) -> tuple[int, str]:

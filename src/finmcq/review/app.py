@@ -117,8 +117,9 @@ def build_app(run_dir: Path, *, token: str | None = None) -> Starlette:
         if filters.tab == "dropped":
             for row in page.rows:
                 row["question"] = question_of(ctx.db, row["item_id"])
-        html = _render("list.html", page=page, size=size, stages=queries.stages(ctx.db),
-                       reasons=queries.reasons(ctx.db), **_common(ctx, filters))
+        html = _render("list.html", page=page, size=size, count_cap=queries.COUNT_CAP,
+                       stages=queries.stages(ctx.db), reasons=queries.reasons(ctx.db),
+                       **_common(ctx, filters))
         return HTMLResponse(html)
 
     async def item(request: Request) -> Response:

@@ -25,7 +25,7 @@ from finmcq.rundir import RunFiles
 
 log = logging.getLogger("finmcq.review")
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 FLAGS: dict[str, str] = {
     "judge_repaired": "judge repaired",
     "key_longest": "key longest",
@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS review_dropped (
 CREATE INDEX IF NOT EXISTS review_dropped_stage ON review_dropped(stage, seq);
 CREATE INDEX IF NOT EXISTS review_dropped_reason ON review_dropped(reason, seq);
 """
+
+
+# Text search of three or more characters uses this trigram index (substring matches, the way
+# Korean is searched); shorter queries scan the search column with LIKE.
+_SEARCH_SCHEMA = ("CREATE VIRTUAL TABLE review_search USING fts5(search, tokenize='trigram', "
+                  "content='')")
+TRIGRAM = 3
 
 
 def _flags(record: dict[str, Any]) -> dict[str, int]:
@@ -129,6 +136,8 @@ def ensure_index(db: sqlite3.Connection, files: RunFiles) -> bool:
     try:
         db.execute("DELETE FROM review_items")
         db.execute("DELETE FROM review_dropped")
+        db.execute("DROP TABLE IF EXISTS review_search")
+        db.execute(_SEARCH_SCHEMA)
         db.executemany(
             "INSERT INTO review_items(seq, item_id, topic, difficulty, answer, origin, "
             "judge_repaired, key_longest, negative_stem, time_sensitive, low_grade, "
@@ -136,6 +145,8 @@ def ensure_index(db: sqlite3.Connection, files: RunFiles) -> bool:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_item_row(seq, offset, record, states)
              for seq, (offset, record) in enumerate(_lines(files.items))))
+        db.execute("INSERT INTO review_search(rowid, search) SELECT seq, search "
+                    "FROM review_items")
         db.executemany(
             "INSERT INTO review_dropped(item_id, stage, reason, detail, search) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from finmcq.records import LETTERS
-from finmcq.review.index import FLAGS
+from finmcq.review.index import FLAGS, TRIGRAM
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000  # counting further costs a scan; the page says "10,000+"
 STATES = ("unreviewed", "accepted", "edited", "rejected")
 ORIGINS = ("rewrite", "generate")
 DIFFICULTIES = ("easy", "medium", "hard", "unknown")
@@ -78,10 +79,14 @@ class Filters:
                 params.append(value)
         if self.tab == "delivered":
             clauses += [f"{flag} = 1" for flag in self.flags]
-        if self.q:
+        query = self.q.casefold()
+        if self.tab == "delivered" and len(query) >= TRIGRAM:
+            clauses.append("seq IN (SELECT rowid FROM review_search WHERE review_search MATCH ?)")
+            params.append('"' + query.replace('"', '""') + '"')  # one phrase: a substring
+        elif query:
             clauses.append("search LIKE ? ESCAPE '\\'")
-            escaped = self.q.casefold().replace("\\", "\\\\").replace("%", "\\%")
-            params.append("%" + escaped.replace("_", "\\_") + "%")
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append("%" + escaped + "%")
         return " AND ".join(clauses) or "1", params
 
     @property
@@ -129,10 +134,11 @@ def page(db: sqlite3.Connection, filters: Filters, *, after: int | None = None,
     )
 
 
-def count(db: sqlite3.Connection, filters: Filters) -> int:
+def count(db: sqlite3.Connection, filters: Filters, cap: int = COUNT_CAP) -> int:
+    """How many rows match, counted up to ``cap + 1`` (more than ``cap`` shows as "cap+")."""
     where, params = filters.where()
-    return int(db.execute(f"SELECT COUNT(*) FROM {filters.table} WHERE {where}",
-                          params).fetchone()[0])
+    return int(db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {filters.table} WHERE {where} "
+                          "LIMIT ?)", (*params, cap + 1)).fetchone()[0])
 
 
 def progress(db: sqlite3.Connection) -> dict[str, int]:
