@@ -231,6 +231,15 @@ def test_the_dropped_tab_lists_drops_with_the_check_that_dropped_them(run_dir: P
         assert status == 200 and reason in page
 
 
+def url_line(stdout: Any) -> str:
+    """The line where `finmcq review` prints its URL (after a line about reading the run)."""
+    for _ in range(5):
+        line = str(stdout.readline())
+        if " at http" in line:
+            return line
+    return ""
+
+
 def test_cli_serves_on_loopback_and_asks_before_serving_beyond_it(run_dir: Path) -> None:
     refused = subprocess.run([PYTHON, "-m", "finmcq.cli", "review", str(run_dir), "--host",
                               "0.0.0.0"], capture_output=True, text=True, env=subprocess_env(),
@@ -242,7 +251,7 @@ def test_cli_serves_on_loopback_and_asks_before_serving_beyond_it(run_dir: Path)
                             env=subprocess_env())
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = url_line(proc.stdout)
         match = re.search(r"at (http://127\.0\.0\.1:\d+/)\s*$", line)
         assert match, line
         assert request(match[1])[0] == 200
@@ -254,7 +263,7 @@ def test_cli_serves_on_loopback_and_asks_before_serving_beyond_it(run_dir: Path)
                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = url_line(proc.stdout)
         match = re.search(r"at http://0\.0\.0\.0:(\d+)/\?token=(\S+)\s*$", line)
         assert match, line
         local = f"http://127.0.0.1:{match[1]}/"

@@ -259,6 +259,7 @@ def serve(run_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
         if not allow_remote:
             raise ValueError("a host other than 127.0.0.1 needs allow_remote")
         token = secrets.token_urlsafe(24)
+    echo(f"reading {run_dir} (a new build's items are indexed once: ~1 s per 3,000)")
     app = build_app(run_dir, token=token)
     sock = listen(host, port)
     bound_port = sock.getsockname()[1]

@@ -153,6 +153,10 @@ def ensure_index(db: sqlite3.Connection, files: RunFiles) -> bool:
             (_dropped_row(*row) for row in db.execute(
                 "SELECT item_id, stage, reason, payload FROM outcomes WHERE status = 'dropped' "
                 "ORDER BY updated_at, item_id").fetchall()))
+        # Statistics for the query planner: with them a filter on topic and difficulty uses
+        # the narrower index (measured at 100,000 items: 195 → 99 ms, two flags 137 → 11 ms).
+        db.execute("ANALYZE review_items")
+        db.execute("ANALYZE review_dropped")
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('review_index', ?)", (key,))
         db.execute("COMMIT")
     except BaseException:

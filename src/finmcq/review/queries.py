@@ -143,11 +143,13 @@ def count(db: sqlite3.Connection, filters: Filters, cap: int = COUNT_CAP) -> int
 
 def progress(db: sqlite3.Connection) -> dict[str, int]:
     """Reviewed / total over the delivered items, and the count per state."""
-    per_state = dict.fromkeys(STATES, 0)
-    for state, n in db.execute("SELECT state, COUNT(*) FROM review_items GROUP BY state"):
-        per_state[state] = n
-    total = sum(per_state.values())
-    return {"total": total, "reviewed": total - per_state["unreviewed"], **per_state}
+    # seq runs 0..n-1, so the total is one lookup; each state's count is an index range, as
+    # long as the reviewed items (not the whole list).
+    total = int(db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM review_items").fetchone()[0])
+    per_state = {state: int(db.execute("SELECT COUNT(*) FROM review_items WHERE state = ?",
+                                       (state,)).fetchone()[0]) for state in STATES[1:]}
+    reviewed = sum(per_state.values())
+    return {"total": total, "reviewed": reviewed, "unreviewed": total - reviewed, **per_state}
 
 
 def topics(db: sqlite3.Connection) -> list[str]:
