@@ -30,13 +30,13 @@ def test_position_dependent_options_are_rejected(bad: str) -> None:
     assert checks.option_problems(options) == "position_dependent_option"
 
 
-def test_duplicate_and_near_identical_options_are_rejected() -> None:
+def test_duplicate_options_are_rejected() -> None:
     assert checks.option_problems([*GOOD[:6], GOOD[0]]) == "duplicate_option"
-    # Identical up to punctuation or spacing is a duplicate; one syllable apart is near-identical.
+    # Identical up to punctuation or spacing is a duplicate; one particle apart is the judge's
+    # question, not a certain defect (see test_option_checks.py).
     assert checks.option_problems([*GOOD[:6], GOOD[0] + "."]) == "duplicate_option"
     assert checks.option_problems([*GOOD[:6], GOOD[0].replace(" ", "", 1)]) == "duplicate_option"
-    assert checks.option_problems([*GOOD[:6], GOOD[0].replace("가격은", "가격이")]) == (
-        "near_identical_options")
+    assert checks.option_problems([*GOOD[:6], GOOD[0].replace("가격은", "가격이")]) is None
     assert checks.option_problems([*GOOD[:6], "  "]) == "empty_option"
     assert checks.option_problems(GOOD[:6]) == "wrong_option_count"
 

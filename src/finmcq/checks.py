@@ -11,24 +11,45 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rapidfuzz import fuzz
-
 from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, normalize_text
 
-# Options whose meaning depends on the other options or on their position.
-_POSITIONAL = re.compile(
-    r"모두\s*(옳|맞|틀|정답|해당|포함|고르)"
-    r"|(위|상기|앞|다음)의?\s*(보기|선택지|내용|항목)"
-    r"|보기\s*중"
-    r"|이상\s*모두"
-    r"|(정답|해당|답)\s*(이|은)?\s*없"
-    r"|[①-⑳㉠-㉭]"
-    r"|(^|[\s(])[ㄱ-ㅎ]\s*[,·과와및]"
-    r"|(^|\s)[A-G]\s*(와|과|및|,|·)\s*[A-G](\s|$|만|는|이|가)"
-    r"|\b(all|none) of the above\b",
+# Options whose meaning depends on the other options or on their position. After finmcq reorders
+# the options such an option is meaningless ("위 보기 모두 옳다", "A와 C 모두 옳다", "정답 없음").
+# Two kinds, kept apart so that content that merely *contains* "모두 해당한다" ("공모펀드는 모두
+# 해당한다", "ETF와 ETN 모두 거래소에 상장되어 있다") is not mistaken for a reference:
+#
+# 1. words that point at other options wherever they stand in the option;
+_REFERS_TO_OPTIONS = re.compile(
+    r"(?<![가-힣])((위|상기)\s*의?\s*(보기|선택지|답지|항목|것)"
+    r"|(앞|이상)\s*의?\s*(보기|선택지|답지)"
+    r"|(다른|나머지|모든|어느)\s*(보기|선택지|답지)"
+    r"|(보기|선택지|답지)\s*(중|가운데)"
+    r"|정답\s*(은|이|으로)?\s*(없|[A-G](?![A-Za-z])))"
+    r"|[①-⑳㉠-㉭㈀-㈍]"
+    r"|(^|[\s(,])[ㄱ-ㅎ]\s*([,·~]|과|와|및)"
+    r"|\b(all|none|both|neither)\s+of\s+the\s+(above|options|choices|answers)\b",
     re.IGNORECASE,
 )
+# 2. whole options that only make sense as a verdict on the others ("모두 옳다", "이상 모두
+#    해당한다", "둘 다 틀리다", "A, C", "ㄱ과 ㄷ", "해당 없음"), matched against the entire option.
+_VERDICT = (r"(옳|맞|틀|정답|해당|포함|아니|고르|고른|그렇|정확|적절|부적절|타당|참|거짓)"
+            r"[가-힣]*")
+_QUANTIFIER = r"(모두|전부|다|둘\s*다|셋\s*다|모든\s*것)"
+_OPTION_LABEL = r"(\(?[A-G]\)?|\(?[ㄱ-ㅎ]\)?|\([가-사]\)|[가나다라마바사])"
+_WHOLE_VERDICT = re.compile(
+    r"((위|상기|앞|이상)\s*의?\s*(것|보기|선택지|항목|내용|설명|진술)?\s*(들)?\s*(이|은|는|가)?\s*"
+    r"|(보기|선택지|설명|진술)\s*(들)?\s*(이|은|는|가)?\s*)?"
+    + _QUANTIFIER + r"(\s*" + _VERDICT + r")?"
+    + r"|(정답|해당|답|해당\s*사항|(옳|맞|틀린|옳지\s*않|해당하|해당되)[은는]?\s*것)"
+      r"\s*(이|은|는|가)?\s*없(음|다|습니다|는\s*것)?"
+    + r"|" + _OPTION_LABEL + r"(\s*(,|·|와|과|및|그리고|~|-)\s*" + _OPTION_LABEL + r")*"
+      r"(\s*(모두|둘\s*다|전부|만|뿐))?(\s*" + _VERDICT + r")?"
+    + r"|(all|none|both|neither)(\s+of\s+(these|them))?",
+    re.IGNORECASE,
+)
+_TRAILING_MARKS = ".。!?~…"
+
 
 # Markers of finmcq's own prompt layout; an item containing them would break the pairing.
 _FORMAT_MARKERS = re.compile(r"###\s*(질문|선택지|정답)|^\s*[A-G]\.\s", re.MULTILINE)
@@ -56,21 +77,35 @@ _SKIPPED_REVIEW = re.compile(
 MIN_REVIEW_CHARS = 6  # folded characters; "틀리다." alone explains nothing
 BACK_REFERENCE_MAX_CHARS = 30  # a back-reference plus real content is a review
 
-NEAR_IDENTICAL_OPTION_RATIO = 92.0
 # The answer-length cue: a key this much longer than every distractor is dropped everywhere.
 KEY_MUCH_LONGER_RATIO = 1.5
 KEY_MUCH_LONGER_CHARS = 10
 
 
+def refers_to_other_options(option: str) -> bool:
+    """Whether ``option`` points at other options or is a verdict on them ("위 보기 모두 옳다",
+    "A와 C", "정답 없음"), as opposed to content that happens to say "모두" or "없다"."""
+    text = normalize_text(option)
+    if _REFERS_TO_OPTIONS.search(text):
+        return True
+    return _WHOLE_VERDICT.fullmatch(text.rstrip(_TRAILING_MARKS).strip()) is not None
+
+
 def positional_option(options: Sequence[str]) -> str | None:
-    for option in options:
-        if _POSITIONAL.search(normalize_text(option)):
-            return "position_dependent_option"
+    if any(refers_to_other_options(option) for option in options):
+        return "position_dependent_option"
     return None
 
 
 def option_problems(options: Sequence[str]) -> str | None:
-    """7 non-empty, single-line, distinct and not near-identical options."""
+    """7 non-empty, single-line, distinct and position-independent options.
+
+    Distinct means distinct after folding (:func:`fold_text`: Unicode NFKC, case, spacing and soft
+    punctuation); only that is certainly a defect. Options one number, one swapped term or one
+    direction apart ("…700만원을 추가로 내야 한다" / "…100만원을…", "20%에서 25%로 높아진다" /
+    "20%에서 15%로 낮아진다") are how exams build distractors and pass here; whether two options
+    *mean* the same is the second-answer judge's question.
+    """
     if len(options) != len(LETTERS):
         return "wrong_option_count"
     normalized = [normalize_text(o) for o in options]
@@ -80,11 +115,6 @@ def option_problems(options: Sequence[str]) -> str | None:
         return "format_marker_in_option"
     if len({fold_text(o) for o in normalized}) != len(normalized):
         return "duplicate_option"
-    folded = [o.casefold() for o in normalized]
-    for i in range(len(folded)):
-        for j in range(i + 1, len(folded)):
-            if fuzz.ratio(folded[i], folded[j]) >= NEAR_IDENTICAL_OPTION_RATIO:
-                return "near_identical_options"
     return positional_option(options)
 
 

@@ -6,8 +6,10 @@ Word tokenisers built for English drop or split Hangul badly, and Korean spacing
 1. :func:`fold_text` applies Unicode NFKC (canonical composition as NFC does, so NFD jamo
    sequences become syllables, plus compatibility forms: full-width digits and letters), casefolds,
    and removes whitespace and "soft" punctuation (quotes, brackets, sentence marks). Marks that
-   change meaning in finance stay: ``%``, ``+``, ``-``, ``/``, currency signs, and the decimal point
-   between digits ("1.5%" must not fold to "15%"); thousands separators go ("1,000" = "1000").
+   change meaning in finance stay: ``%``, ``+``, ``-``, ``/``, currency signs, and the marks between
+   two digits that make them two numbers or a fraction: the decimal point ("1.5%" must not fold to
+   "15%"), ranges and ratios ("3~5%" is not "35%", "1:2" not "12"), and a comma that is no
+   thousands separator ("1,2" is not "12"); thousands separators go ("1,000" = "1000").
 2. :func:`shingles` is the set of overlapping character n-grams of the folded text.
 """
 
@@ -25,10 +27,14 @@ DEFAULT_NGRAM = 4
 
 # Removed when folding: whitespace is handled separately; these carry no content.
 _SOFT_PUNCTUATION = frozenset(".,·・:;!?'\"“”‘’`()[]{}<>「」『』【】〈〉《》…~〜_*#|")
-_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_BETWEEN_DIGITS = re.compile(r"(?<=\d)\s*([.~:,])\s*(?=\d)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_MINUS = str.maketrans({"−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-"})
-_KEPT_POINT = "\x00"  # stands in for a decimal point while soft punctuation is removed
+_MINUS = str.maketrans({"−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-", "〜": "~"})
+# Stand-ins (control characters, which folding otherwise drops) for marks kept between digits
+# while soft punctuation is removed.
+_KEEP = {".": "\x00", "~": "\x01", ":": "\x02", ",": "\x03"}
+_RESTORE = str.maketrans({v: k for k, v in _KEEP.items()})
+_KEPT = frozenset(_KEEP.values())
 
 
 @lru_cache(maxsize=8192)  # options recur across items; stems do not, so a small cache suffices
@@ -36,13 +42,13 @@ def fold_text(text: str) -> str:
     """``text`` in the form finmcq compares: NFKC, casefolded, no spaces or soft punctuation."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_MINUS)
     text = _THOUSANDS.sub("", text)
-    text = _DECIMAL_POINT.sub(_KEPT_POINT, text)
-    return "".join(ch for ch in text if _counts(ch)).replace(_KEPT_POINT, ".")
+    text = _BETWEEN_DIGITS.sub(lambda m: _KEEP[m.group(1)], text)
+    return "".join(ch for ch in text if _counts(ch)).translate(_RESTORE)
 
 
 def _counts(ch: str) -> bool:
     """Whether a character survives folding (control and format characters do not)."""
-    if ch == _KEPT_POINT:
+    if ch in _KEPT:
         return True
     return not (ch.isspace() or ch in _SOFT_PUNCTUATION or unicodedata.category(ch)[0] == "C")
 
