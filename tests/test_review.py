@@ -279,3 +279,27 @@ def test_a_folder_that_is_not_a_finished_run_is_a_clear_error(tmp_path: Path) ->
                             capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_item_view_shows_checks_and_provenance(run_dir: Path) -> None:
+    items = items_of(run_dir)
+    rewrite = next(i for i in items if i["origin"] == "rewrite")
+    generated = next(i for i in items if i["origin"] == "generate")
+    import html as html_lib
+
+    with serving(run_dir) as url:
+        page = html_lib.unescape(request(f"{url}/item/{rewrite['item_id']}")[1])
+        p = rewrite["provenance"]
+        assert f"KMMLU {p['subject']} / {p['split']} / row {p['row_index']}" in page
+        assert rewrite["source_question"] in page
+        assert f'<li class="key" data-letter="{rewrite["answer"]}">' in page
+        for letter in LETTERS:
+            assert rewrite["options"][letter] in page
+        assert rewrite["solution"].splitlines()[1] in page
+        blind = rewrite["verification"]["blind_answers"]
+        assert f"Blind solve: {', '.join(blind)} (matched the key)" in page
+        for why in rewrite["quality"]["judge"]["why_wrong"].values():
+            assert why in page
+        page = request(f"{url}/item/{generated['item_id']}")[1]
+        assert "Generated for the topic's quota (no source question)" in page
+        assert request(f"{url}/item/nothing.0")[0] == 404
