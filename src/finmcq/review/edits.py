@@ -26,7 +26,6 @@ MEANINGS: dict[str, str] = {
     "format_marker_in_option": "an option may not span lines or contain the prompt's layout "
     "markers (### 질문/선택지/정답, 'A. ' at a line start)",
     "duplicate_option": "two options say the same thing (ignoring spacing and punctuation)",
-    "near_identical_options": "two options are nearly identical",
     "position_dependent_option": "an option refers to other options or their position "
     "(e.g. '모두 옳다', '위의 보기', 'A와 B')",
     "empty_question": "the question needs text",
