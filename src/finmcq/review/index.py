@@ -123,11 +123,11 @@ def index_key(files: RunFiles) -> str:
 
 def ensure_index(db: sqlite3.Connection, files: RunFiles) -> bool:
     """Rebuild the index when the latest build changed; True when it was rebuilt."""
-    db.executescript(_SCHEMA)
     key = index_key(files)
     row = db.execute("SELECT value FROM meta WHERE key = 'review_index'").fetchone()
-    if row is not None and row[0] == key:
+    if row is not None and row[0] == key:  # the key is written with the tables it describes
         return False
+    db.executescript(_SCHEMA)
     started = time.monotonic()
     states: dict[str, str] = {
         item_id: state_of(decision, edit) for item_id, decision, edit in db.execute(
