@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from finmcq.build import run_build
-from finmcq.config import BuildSettings
-from finmcq.records import LETTERS, normalize_text
+from finmcq.config import BuildSettings, topic_quotas
+from finmcq.quality.length_rank import key_length_rank
+from finmcq.records import LETTERS, MARKET_TOPICS, Topic, normalize_text
 
 from .conftest import PYTHON, STEP1, subprocess_env
 
@@ -84,6 +85,59 @@ def test_letters_are_balanced_and_questions_unique(full_build: Any) -> None:
     assert len(set(stems)) == len(stems)
     for item in items:
         assert len(set(item["options"].values())) == 7
+
+
+def test_key_length_ranks_are_balanced_like_the_letters(full_build: Any) -> None:
+    _, (_pairs, items, stats), _ = full_build
+    ranks = Counter()
+    for item in items:
+        options = [item["options"][ch] for ch in LETTERS]
+        # Measured from the options again, with the same seeded tie-break as the build.
+        rank = key_length_rank(options, LETTERS.index(item["answer"]), item["item_id"])
+        assert rank == item["quality"]["key_length_rank"]
+        assert 1 <= item["quality"]["target_key_length_rank"] <= 7
+        ranks[rank] += 1
+    assert set(ranks) == set(range(1, 8))
+    for rank in range(1, 8):
+        assert abs(ranks[rank] / 1000 - 1 / 7) <= 0.05, ranks
+    assert stats["key_length_ranks"]["counts"] == {str(r): ranks[r] for r in range(1, 8)}
+    assert stats["key_length_ranks"]["within_band"]
+    assert stats["negative_stems"]["count"] == sum(i["quality"]["negation_stem"] for i in items)
+
+
+def _inputs(run_dir: Path, stage: str) -> dict[str, dict[str, Any]]:
+    """The ``<입력>`` payload of every request of ``stage``, by item id."""
+    import sqlite3
+
+    with sqlite3.connect(run_dir / "finmcq.sqlite") as db:
+        rows = db.execute("SELECT item_id, request_json FROM responses WHERE stage = ?",
+                          (stage,)).fetchall()
+    out = {}
+    for item_id, request in rows:
+        user = json.loads(request)["messages"][-1]["content"]
+        block = user.split("<입력>\n", 1)[1].rsplit("\n</입력>", 1)[0]
+        out[item_id] = json.loads(block)
+    return out
+
+
+def test_a_generate_retry_is_told_why_the_attempt_before_was_dropped(full_build: Any) -> None:
+    import sqlite3
+
+    result = full_build[0]
+    with sqlite3.connect(result.run_dir / "finmcq.sqlite") as db:
+        drops = dict(db.execute("SELECT item_id, reason FROM outcomes WHERE status = 'dropped' "
+                                "AND stage NOT IN ('dedupe', 'rebalance')").fetchall())
+    told = 0
+    for item_id, payload in _inputs(result.run_dir, "generate").items():
+        assert set(payload["key_length"]) == {"longer_distractors", "shorter_distractors"}
+        slot, attempt = item_id.rsplit(".", 1)
+        before = f"{slot}.{int(attempt) - 1}"
+        if before in drops:
+            assert f"검사: {drops[before]}" in payload["feedback"], (item_id, payload)
+            told += 1
+        elif int(attempt) == 0 or before not in drops:
+            assert "feedback" not in payload or f"{slot}.{int(attempt) - 1}r" in drops
+    assert told > 0
 
 
 def test_topics_meet_their_quotas_and_sources_keep_provenance(full_build: Any) -> None:
@@ -176,6 +230,86 @@ def test_verify_repair_rewrites_a_failed_source_question_once(tmp_path: Path, re
         assert repaired and all(i["origin"] == "rewrite" and i["provenance"] for i in repaired)
         # every repair is one more rewrite request for the same source question
         assert stats["stages"]["rewrite"]["in"] == (
-            stats["stages"]["relevance"]["out"] + stats["slots"]["verify_repairs"])
+            stats["stages"]["relevance"]["out"] + stats["slots"]["verify_repairs"]
+            + stats["slots"].get("length_repairs", 0))
     else:
         assert not repaired and "verify_repairs" not in stats["slots"]
+
+
+def test_seats_left_by_rounding_go_to_topics_with_relevant_sources() -> None:
+    equal = dict.fromkeys(MARKET_TOPICS, 1.0)
+    # Without relevance results the last topics get nothing; with them, the ones that have
+    # relevant source questions come first (ties in topic order).
+    assert [t for t, n in topic_quotas(6, equal).items() if n] == list(MARKET_TOPICS[:6])
+    found = {Topic.BONDS: 2, Topic.FX: 1, Topic.RISK: 3}
+    quotas = topic_quotas(6, equal, found)
+    assert sum(quotas.values()) == 6
+    assert quotas[Topic.BONDS] == quotas[Topic.FX] == quotas[Topic.RISK] == 1
+    assert topic_quotas(6, equal, found) == quotas  # deterministic
+    assert topic_quotas(1000, equal, found) == topic_quotas(1000, equal)  # nothing to round
+
+
+def _write_source(path: Path, rows: list[tuple[str, str, str, str, str]]) -> Path:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "answer", "A", "B", "C", "D", "Category", "Human Accuracy"])
+        for question, *options in rows:
+            writer.writerow([question, 1, *options, "Economics", 0.5])
+    return path
+
+
+# Questions written for this test: relevant ones only about bonds and foreign exchange, the two
+# topics that come last in topic order.
+BOND_FX = [
+    ("국고채 금리가 오르면 듀레이션이 긴 채권의 가격은 어떻게 되는가?",
+     "더 크게 하락한다", "상승한다", "변하지 않는다", "만기에만 변한다"),
+    ("채권의 만기수익률과 채권 가격의 관계로 옳은 것은?",
+     "반대로 움직인다", "같이 움직인다", "관계가 없다", "만기에만 관계가 있다"),
+    ("원/달러 환율이 오르면 수출 기업의 외환 환산 이익은?",
+     "늘어난다", "줄어든다", "변하지 않는다", "환율과 무관하다"),
+    ("선물환 매도로 환율 하락 위험을 헤지하는 외환 시장 참가자는?",
+     "달러를 받을 수출 기업", "달러를 갚을 수입 기업", "원화 예금자", "국내 채권 발행자"),
+]
+
+
+def test_a_small_build_keeps_relevant_sources_when_quotas_round_to_zero(tmp_path: Path) -> None:
+    from finmcq.fake.server import FakeConfig, FakeLLMServer
+
+    source = _write_source(tmp_path / "bond_fx.csv", BOND_FX)
+    with FakeLLMServer(FakeConfig()) as fake:
+        result = run_build(settings_for(fake.base_url, tmp_path / "run", questions=6,
+                                        source=str(source), contamination_check=False),
+                           progress=False)
+    _pairs, items, stats = load_outputs(result.run_dir)
+    assert len(items) == 6
+    quotas = {t: row["quota"] for t, row in stats["topics"].items()}
+    assert quotas[Topic.BONDS.value] >= 1 and quotas[Topic.FX.value] >= 1
+    rewritten = [i for i in items if i["origin"] == "rewrite"]
+    assert {i["topic"] for i in rewritten} == {Topic.BONDS.value, Topic.FX.value}
+    assert stats["stages"]["relevance"]["out"] == len(rewritten)  # every kept source is used
+
+
+def test_a_writer_biased_to_one_rank_is_rebalanced_at_the_set_level(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every slot asks for rank 2 (what a writer that always makes the key the second-longest
+    delivers); the set-level balancing then redrafts the excess for the other ranks."""
+    import finmcq.pipeline as pipeline
+    from finmcq.balance import balance_bounds
+    from finmcq.fake.server import FakeConfig, FakeLLMServer
+
+    monkeypatch.setattr(pipeline, "balanced_ranks", lambda n, _seed: [2] * n)
+    monkeypatch.setattr(pipeline, "rank_targets", lambda n, _seed: {2: n})
+    with FakeLLMServer(FakeConfig()) as fake:
+        result = run_build(settings_for(fake.base_url, tmp_path / "run", questions=70),
+                           progress=False)
+    _pairs, items, stats = load_outputs(result.run_dir)
+    ranks = Counter(item["quality"]["key_length_rank"] for item in items)
+    low, high = balance_bounds(70)
+    assert all(low <= ranks[r] <= high for r in range(1, 8)), ranks
+    cue = stats["quality"]["key_length_rank"]
+    assert cue["rebalanced"] >= 70 - high - 7 and cue["rebalanced"] == sum(
+        item["quality"]["target_key_length_rank"] != 2 for item in items)
+    letters = Counter(item["answer"] for item in items)
+    assert all(abs(n - 10) <= 1 for n in letters.values())  # the letters stay balanced

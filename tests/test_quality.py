@@ -348,7 +348,7 @@ def _item(answer: str = "A") -> McqItem:
 def _audit(item: McqItem, defensible: str = "", replacement: str | None = None,
            skip: str = "") -> DistractorAudit:
     return DistractorAudit.model_validate({
-        "key_correct": True, "key_reason": "옳다",
+        "key_correct": True, "key_reason": "옳다", "time_sensitive": False,
         "distractor_reviews": [
             {"letter": c, "why_wrong": "틀린 이유", "defensible": c == defensible,
              "replacement": replacement if c == defensible else None}

@@ -157,7 +157,11 @@ def test_stats_count_each_drop_under_its_check(hostile: dict[str, Any]) -> None:
     stages = stats["stages"]
     for name, stage in stages.items():
         assert stage["in"] - stage["dropped"] == stage["out"], name
-    assert stages["shape"]["drop_reasons"] == {
+    shape_drops = dict(stages["shape"]["drop_reasons"])
+    # A clean draft whose lengths miss the slot's key length rank by more than the tolerance is
+    # redrafted: the fake, like a model, misses now and then, but rarely.
+    assert shape_drops.pop("key_length_rank_off_target", 0) <= 0.02 * stages["shape"]["in"]
+    assert shape_drops == {
         "answer_leaked_in_stem": counts["key_leak"],
         "duplicate_option": counts["duplicate_options"],
         "position_dependent_option": counts["positional_option"]}

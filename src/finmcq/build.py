@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finmcq import __version__
+from finmcq.asof import current_month, parse_as_of
 from finmcq.config import BuildSettings
 from finmcq.engine.batch import BatchEngine
 from finmcq.engine.client import LLMEngine
@@ -75,6 +77,7 @@ async def _build(settings: BuildSettings, sources: list[Any],
     handler = open_run_log(settings.out, timestamp)
     engine: LLMEngine | None = None
     try:
+        settings = resolve_as_of(settings, store)
         prices = PriceTable.load(settings.prices)
         if settings.batch:  # a stage's whole wave must wait in one batch, not C at a time
             settings = settings.model_copy(update={"concurrency": max(
@@ -113,6 +116,23 @@ async def _build(settings: BuildSettings, sources: list[Any],
             await engine.aclose()
         close_run_log(handler)
         store.close()
+
+
+def resolve_as_of(settings: BuildSettings, store: RunStore) -> BuildSettings:
+    """``settings`` with its reference month filled in when the user gave none.
+
+    A rerun in the same run directory keeps the month it was first built with: the month is in
+    every prompt, so a new one would miss the cache and pay for every reply again.
+    """
+    if settings.as_of:
+        return settings
+    month = current_month()
+    stored = store.get_meta("settings")
+    if stored:
+        # A store from before --as-of, or a damaged row: this month.
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            month = parse_as_of(json.loads(stored)["as_of"])
+    return settings.model_copy(update={"as_of": month})
 
 
 def _item_record(d: Delivered, store: RunStore) -> dict[str, Any]:
@@ -218,6 +238,7 @@ def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engi
                       "unfilled_slots": outcome.unfilled},
         "pairs": 2 * len(outcome.delivered) if outcome.complete else 0,
         "seed": settings.seed,
+        "as_of": settings.as_of,
         "source": source_info,
         "models": {stage: settings.engine_config().model_for(stage)
                    for stage in ("relevance", "rewrite", "generate", "verify", "solve")},

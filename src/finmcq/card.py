@@ -97,6 +97,7 @@ def dataset_card(run_dir: Path | Run, *, export_format: str | None = None,
         _provenance(items),
         _intended_use(),
         "## Contamination check\n\n" + contamination_text(stats) + "\n",
+        "## Reference date\n\n" + reference_date_text(stats) + "\n",
         "## Citation\n\nThe source benchmark:\n\n```bibtex\n" + KMMLU_CITATION + "\n```\n",
     ]
     return "\n".join(s for s in sections if s)
@@ -112,6 +113,23 @@ def review_text(stats: Mapping[str, Any]) -> str:
             f"({review.get('re_solved', 0)} re-solved after a key or option change), "
             f"{review.get('rejected', 0)} rejected, and {review.get('replaced', 0)} rejected "
             "slots replaced by a new generation for the same topic and key letter.")
+
+
+def reference_date_text(stats: Mapping[str, Any]) -> str:
+    """The month rules and market facts were stated as of, and the items whose key depends on
+    a dated rule (the judge's ``time_sensitive``), so users know what to refresh."""
+    as_of = stats.get("as_of") or stats.get("settings", {}).get("as_of")
+    text = (f"Rules, limits and market facts in every prompt were stated as of **{as_of}** "
+            "(`--as-of`)." if as_of else "The build recorded no reference date (`--as-of`).")
+    ts = stats.get("time_sensitive")
+    if not isinstance(ts, Mapping) or not ts.get("judged"):
+        return text + " No judge marked time-sensitive items (the second-answer judge was off)."
+    return text + (
+        f" The second-answer judge marked **{ts.get('count', 0):,} of {ts.get('judged', 0):,}** "
+        "questions as time-sensitive: their key rests on a rule that can change (a "
+        "deposit-protection limit, a listing rule, which law a rule sits in). They carry "
+        "`quality.time_sensitive = true` in the items export; check or regenerate them when "
+        "the rules change.")
 
 
 def contamination_text(stats: Mapping[str, Any]) -> str:
@@ -306,9 +324,22 @@ def _distributions(stats: Mapping[str, Any]) -> str:
     levels = [lv for lv in DIFFICULTY_ORDER if lv in difficulty]
     levels += sorted(set(difficulty) - set(levels))
     diff_rows = [[lv, difficulty[lv], _share(int(difficulty[lv]), delivered)] for lv in levels]
+    ranks = stats.get("key_length_ranks", {}).get("counts", {})
+    rank_rows = [[r, ranks.get(str(r), 0), _share(int(ranks.get(str(r), 0)), delivered)]
+                 for r in range(1, len(LETTERS) + 1)]
+    negative = stats.get("negative_stems", {})
+    cues = ""
+    if ranks:
+        cues = (
+            "\n## Answer cues\n\nWhere the key ranks by length among the seven options (1 = "
+            "longest; equal lengths ordered by a seeded coin). With no length cue each rank "
+            "holds 14.3%; finmcq asks the writer for a planned rank per question and balances "
+            "the set.\n\n" + _table(["key length rank", "count", "share"], rank_rows)
+            + f"\nNegative stems (\"옳지 않은 것은?\"): {negative.get('count', 0):,} "
+            f"({_share(int(negative.get('count', 0)), delivered)}).\n")
     return (
         "## Topics\n\n" + _table(["topic", "quota", "delivered", "share"], topics)
-        + "\n## Answer letters\n\n" + _table(["letter", "count", "share"], letters)
+        + "\n## Answer letters\n\n" + _table(["letter", "count", "share"], letters) + cues
         + "\n## Difficulty\n\n" + _table(["difficulty", "count", "share"], diff_rows)
     )
 

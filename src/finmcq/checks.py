@@ -97,8 +97,8 @@ def positional_option(options: Sequence[str]) -> str | None:
     return None
 
 
-def option_problems(options: Sequence[str]) -> str | None:
-    """7 non-empty, single-line, distinct and position-independent options.
+def option_problems(options: Sequence[str], count: int = len(LETTERS)) -> str | None:
+    """``count`` (7) non-empty, single-line, distinct and position-independent options.
 
     Distinct means distinct after folding (:func:`fold_text`: Unicode NFKC, case, spacing and soft
     punctuation); only that is certainly a defect. Options one number, one swapped term or one
@@ -106,7 +106,7 @@ def option_problems(options: Sequence[str]) -> str | None:
     "20%에서 15%로 낮아진다") are how exams build distractors and pass here; whether two options
     *mean* the same is the second-answer judge's question.
     """
-    if len(options) != len(LETTERS):
+    if len(options) != count:
         return "wrong_option_count"
     normalized = [normalize_text(o) for o in options]
     if any(not o for o in normalized):

@@ -129,6 +129,9 @@ def _mix(value: str | None) -> tuple[float, float, float] | None:
             param_hint="--difficulty-mix") from None
     return easy, medium, hard
 
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", metavar="YYYY-MM", help="Reference month for rules and market facts in every "
+    "prompt (default: the month the run directory was first built, else this month).")]
 QuestionsOpt = Annotated[int | None, typer.Option(help="Questions to deliver (pairs = 2×).")]
 ModelOpt = Annotated[str | None, typer.Option(help="Model name for every stage.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight at most.")]
@@ -169,6 +172,7 @@ def build(
     stage_reasoning_effort: StageEffortOpt = None,
     capabilities: CapabilitiesOpt = None,
     seed: SeedOpt = None,
+    as_of: AsOfOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory; rerunning with the same one resumes.")] = None,
     max_attempts: MaxAttemptsOpt = None,
@@ -250,6 +254,7 @@ def build(
             stage_models=_stage_models(stage_model), budget_usd=budget_usd, batch=batch,
             reasoning_effort=reasoning_effort, capabilities=capabilities,
             stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort), holdout=holdout,
+            as_of=as_of,
         )
         result = run_build(settings, progress=progress)
         _report(result)
@@ -331,6 +336,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("demo-run"),
     questions: Annotated[int, typer.Option(help="Questions to deliver.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 42,
+    as_of: AsOfOpt = None,
     defects: Annotated[float, typer.Option(
         help="Hostile fake: corrupt this share of answers, split over the 9 defect kinds, "
         "to watch the checks catch them.")] = 0.0,
@@ -345,7 +351,8 @@ def demo(
         with FakeLLMServer(FakeConfig(latency_ms=0, seed=seed, defect_rate=defects)) as fake:
             typer.echo(f"fake LLM listening at {fake.base_url}")
             settings = BuildSettings(source="sample", questions=questions, seed=seed, out=out,
-                                     model="fake-finance-1", base_url=fake.base_url)
+                                     model="fake-finance-1", base_url=fake.base_url,
+                                     as_of=as_of)
             result = run_build(settings)
         _report(result)
         typer.secho("note: this content comes from finmcq's built-in FAKE LLM; it shows the "
@@ -455,6 +462,35 @@ def export(
             typer.echo(f"pushed to the Hub dataset repo {push_to_hub}")
 
     _run_or_exit(action)
+
+
+@app.command()
+def lint(
+    file: Annotated[Path, typer.Argument(
+        help="An items JSONL (question, options A-G, answer letter), a "
+        "final_training_data_*.json, or a KMMLU CSV (question, A-D, answer 1-4).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON: "
+                                              "{items: [{index, id, problems}], stats}.")] = False,
+) -> None:
+    """Run every deterministic item check on a set and show its answer cues.
+
+    Exit 0: nothing flagged; 1: some item flagged; 2: the file cannot be read.
+    """
+
+    def action() -> Any:
+        from finmcq.lint import lint_set, render
+
+        result = lint_set(file)
+        if json_output:
+            import json
+
+            typer.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=1))
+        else:
+            typer.echo(render(result))
+        return result
+
+    if _run_or_exit(action).flagged:
+        raise typer.Exit(1)
 
 
 @app.command("fake-llm")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from finmcq.asof import parse_as_of
 from finmcq.engine.client import EngineConfig
 from finmcq.errors import ConfigError
 from finmcq.records import MARKET_TOPICS, Topic
@@ -29,6 +31,9 @@ class BuildSettings(BaseModel):
     questions: int = Field(1000, ge=1)
     seed: int = 42
     out: Path = Path("runs/latest")
+    # Reference month (YYYY-MM) for rules and market facts in every prompt. None: the month the
+    # run directory was first built in, else the current month (build.resolve_as_of).
+    as_of: str | None = None
     # LLM
     model: str = "gpt-4o-mini"
     stage_models: dict[str, str] = Field(default_factory=dict)
@@ -88,8 +93,12 @@ class BuildSettings(BaseModel):
     contamination_threshold: float = Field(0.5, gt=0.0, le=1.0,
                                            description="share of a benchmark question's shingles")
     drop_contaminated: bool = False
-    key_longest_max_share: float = Field(0.3, ge=0.0, le=1.0,
-                                         description="cap on items whose key is the longest option")
+    length_rank_tolerance: int = Field(
+        1, ge=0, le=6, description="how far a draft's key length rank may miss its slot's "
+        "target and still be kept (the set is balanced afterwards)")
+    length_rank_band: float = Field(
+        0.05, gt=0.0, le=1.0, description="every key length rank's delivered share should be "
+        "within 1/7 ± this (reported in the stats)")
     negation_share_range: tuple[float, float] = (0.1, 0.5)
 
     @field_validator("topic_weights")
@@ -100,6 +109,11 @@ class BuildSettings(BaseModel):
         if not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
             raise ValueError("topic weights must be non-negative and not all zero")
         return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        return None if value is None else parse_as_of(value)
 
     @field_validator("difficulty_mix")
     @classmethod
@@ -181,14 +195,34 @@ class BuildSettings(BaseModel):
                               fix="See `finmcq build --help` for allowed values") from None
 
 
-def topic_quotas(total: int, weights: dict[Topic, float]) -> dict[Topic, int]:
-    """Split ``total`` over topics by weight with the largest-remainder method (sums exactly)."""
+def _raw_quotas(total: int, weights: Mapping[Topic, float]) -> dict[Topic, float]:
     topics = [t for t in MARKET_TOPICS if weights.get(t, 0) > 0]
     weight_sum = sum(weights[t] for t in topics)
-    raw = {t: total * weights[t] / weight_sum for t in topics}
-    quotas = {t: int(raw[t]) for t in topics}
+    return {t: total * weights[t] / weight_sum for t in topics}
+
+
+def floor_quotas(total: int, weights: Mapping[Topic, float]) -> dict[Topic, int]:
+    """What every topic gets whatever the relevance results: its weight's share, rounded down."""
+    return {t: int(v) for t, v in _raw_quotas(total, weights).items()}
+
+
+def topic_quotas(total: int, weights: Mapping[Topic, float],
+                 available: Mapping[Topic, int] | None = None) -> dict[Topic, int]:
+    """Split ``total`` over topics by weight with the largest-remainder method (sums exactly).
+
+    The seats left after rounding down go first to topics with ``available`` relevant source
+    questions beyond their rounded-down quota (so ``--questions 6`` over 8 topics does not
+    discard the relevant sources of the topics that come last), then by largest remainder,
+    then in topic order: deterministic for a given relevance result.
+    """
+    raw = _raw_quotas(total, weights)
+    quotas = floor_quotas(total, weights)
     leftover = total - sum(quotas.values())
-    by_remainder = sorted(topics, key=lambda t: (-(raw[t] - quotas[t]), MARKET_TOPICS.index(t)))
-    for t in by_remainder[:leftover]:
+
+    def order(t: Topic) -> tuple[bool, float, int]:
+        spare = available is not None and available.get(t, 0) > quotas[t]
+        return (not spare, -round(raw[t] - quotas[t], 9), MARKET_TOPICS.index(t))
+
+    for t in sorted(raw, key=order)[:leftover]:
         quotas[t] += 1
     return quotas

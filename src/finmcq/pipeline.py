@@ -17,6 +17,10 @@ Design in brief:
   solve → grade (optional; regenerate once). Deterministic checks come first so LLM calls are
   only paid for items that can still pass. After every slot is filled, exact and near duplicates
   are dropped in slot order and their slots refilled (:mod:`finmcq.quality.neardup`).
+* Each slot also asks for a key length rank (a seeded plan like the letters'); a draft within
+  ``length_rank_tolerance`` of it is kept, and after all slots are filled the few items that
+  keep a rank out of its band are redrafted for the ranks that are short (:mod:`finmcq.balance`).
+* A retry of a slot is told why the previous attempt was dropped (:mod:`finmcq.stages.feedback`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from finmcq import checks
-from finmcq.config import BuildSettings, topic_quotas
+from finmcq.balance import RankRow, rebalance_plan
+from finmcq.config import BuildSettings, floor_quotas, topic_quotas
 from finmcq.engine.client import LLMEngine
 from finmcq.engine.progress import StageProgress
 from finmcq.engine.store import RunStore
@@ -49,8 +54,10 @@ from finmcq.quality.contamination import (
     load_benchmarks,
 )
 from finmcq.quality.difficulty import delivered_shares, missing_difficulties
+from finmcq.quality.length_rank import distribution, key_length_rank
 from finmcq.quality.neardup import NearDuplicateFinder, question_text
 from finmcq.records import (
+    LETTERS,
     MARKET_TOPICS,
     Difficulty,
     DistractorAudit,
@@ -65,13 +72,21 @@ from finmcq.records import (
 from finmcq.review.decisions import ItemEdit, ReviewDecisions
 from finmcq.stages.base import Dropped, StageStats
 from finmcq.stages.contamination import ContaminationStage
+from finmcq.stages.feedback import retry_feedback
 from finmcq.stages.generate import GenerateStage
 from finmcq.stages.grade import GradeStage
 from finmcq.stages.judge import JudgeStage
-from finmcq.stages.placement import balanced_sequence, letter_targets, place, seeded_rng
+from finmcq.stages.placement import (
+    balanced_ranks,
+    balanced_sequence,
+    letter_targets,
+    place,
+    rank_targets,
+    seeded_rng,
+)
 from finmcq.stages.relevance import Judged, RelevanceStage
 from finmcq.stages.rewrite import RewriteStage
-from finmcq.stages.shape import ShapeStage
+from finmcq.stages.shape import RANK_OFF_TARGET, RankTarget, ShapeStage, shape_problem
 from finmcq.stages.solve import SolveStage
 from finmcq.stages.verify import VerifyStage
 
@@ -79,9 +94,8 @@ log = logging.getLogger("finmcq.pipeline")
 
 EXAMPLES_PER_TOPIC = 2
 DEDUPE_ROUNDS = 5
-# Slots allowed a key that is the longest option: a seeded share safely under the cap, so the
-# delivered share stays under it (binomial spread at 1,000 items is about ±1.4 points).
-KEY_LONGEST_ALLOWANCE = 0.8
+REBALANCE_ROUNDS = 3
+TIME_SENSITIVE_LISTED = 1000  # item ids listed in the stats (the items file has every one)
 
 
 @cache
@@ -92,7 +106,8 @@ def subtopics() -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Slot:
-    """One place in the final set: its topic, its key letter and, maybe, a source question."""
+    """One place in the final set: its topic, its key letter, its key length rank and, maybe,
+    a source question. ``exact_rank``: a balancing redraft, which must hit the rank exactly."""
 
     slot_id: str
     topic: Topic
@@ -100,6 +115,8 @@ class Slot:
     index_in_topic: int
     difficulty: Difficulty
     source: Judged | None = None
+    rank: int | None = None
+    exact_rank: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +143,11 @@ class Delivered:
                 "target": self.slot.difficulty.value,
             },
             "key_is_longest": checks.key_is_longest(self.item.options, self.item.answer),
+            "key_length_rank": self.key_length_rank(),
+            "target_key_length_rank": self.slot.rank,
             "negation_stem": checks.is_negative_stem(self.item.question),
+            # The judge's word: the key rests on a rule that can change (None: no judge ran).
+            "time_sensitive": None if self.audit is None else self.audit.time_sensitive,
             "judge": None if self.audit is None else {
                 "repaired": list(self.repaired),
                 "why_wrong": {r.letter: r.why_wrong for r in self.audit.distractor_reviews},
@@ -137,6 +158,11 @@ class Delivered:
                 "overlap": self.contamination.overlap},
         }
 
+    def key_length_rank(self) -> int:
+        """The key's length rank; equal lengths are ordered by a coin seeded by the item id."""
+        item = self.item
+        return key_length_rank(item.options, LETTERS.index(item.answer), item.item_id)
+
     def to_json(self) -> str:
         """Everything about this delivery, for the store's ``deliver`` outcome row."""
         slot = self.slot
@@ -146,7 +172,8 @@ class Delivered:
         return json.dumps({
             "slot": {"slot_id": slot.slot_id, "topic": slot.topic.value, "letter": slot.letter,
                      "index_in_topic": slot.index_in_topic,
-                     "difficulty": slot.difficulty.value, "source": source},
+                     "difficulty": slot.difficulty.value, "source": source,
+                     "rank": slot.rank, "exact_rank": slot.exact_rank},
             "attempt": self.attempt,
             "item": self.item.model_dump(mode="json"),
             "verification": self.verification.model_dump(mode="json"),
@@ -170,7 +197,8 @@ class Delivered:
             difficulty=Difficulty(raw_slot["difficulty"]),
             source=None if raw_source is None else Judged(
                 SourceQuestion.model_validate(raw_source["source"]),
-                RelevanceJudgment.model_validate(raw_source["judgment"])))
+                RelevanceJudgment.model_validate(raw_source["judgment"])),
+            rank=raw_slot.get("rank"), exact_rank=bool(raw_slot.get("exact_rank", False)))
         return cls(
             slot=slot, attempt=int(data["attempt"]),
             item=McqItem.model_validate(data["item"]),
@@ -273,15 +301,18 @@ class Pipeline:
         self.engine = engine
         self.store = store
         self.progress = progress or StageProgress(lambda _s: 0.0, enabled=False)
-        self.relevance = RelevanceStage(engine, min_score=settings.min_relevance_score)
-        self.rewrite = RewriteStage(engine)
-        self.generate = GenerateStage(engine)
+        as_of = settings.as_of  # every prompt states it (build.resolve_as_of fills it in)
+        self.relevance = RelevanceStage(engine, min_score=settings.min_relevance_score,
+                                        as_of=as_of)
+        self.rewrite = RewriteStage(engine, as_of=as_of)
+        self.generate = GenerateStage(engine, as_of=as_of)
         self.shape = ShapeStage()
         self.verify = VerifyStage(engine, solves=settings.blind_solves,
-                                  sample_temperature=settings.self_consistency_temperature)
-        self.judge = JudgeStage(engine) if settings.second_answer_judge else None
-        self.solve = SolveStage(engine, max_tries=settings.solve_tries)
-        self.grade = (GradeStage(engine, min_score=settings.min_solution_score)
+                                  sample_temperature=settings.self_consistency_temperature,
+                                  as_of=as_of)
+        self.judge = JudgeStage(engine, as_of=as_of) if settings.second_answer_judge else None
+        self.solve = SolveStage(engine, max_tries=settings.solve_tries, as_of=as_of)
+        self.grade = (GradeStage(engine, min_score=settings.min_solution_score, as_of=as_of)
                       if settings.grade_solutions else None)
         self.contamination = (ContaminationStage(benchmarks, drop=settings.drop_contaminated)
                               if benchmarks is not None else None)
@@ -294,6 +325,7 @@ class Pipeline:
         self.slot_stats: Counter[str] = Counter()
         self.review = review or ReviewDecisions()
         self.review_stats: Counter[str] = Counter()
+        self.rank_stats: Counter[str] = Counter()  # set-level key length rank balancing
         self.stage_wall: dict[str, list[float]] = {}
         self._relevance_done = asyncio.Event()
         self._examples: dict[Topic, list[SourceQuestion]] = {}
@@ -307,10 +339,19 @@ class Pipeline:
         span = self.stage_wall.setdefault(stage, [now, now])
         span[1] = now
 
-    def _allow_key_longest(self, slot: Slot) -> bool:
-        """Whether this slot may deliver a key that is the longest option (seeded, per slot)."""
-        share = self.settings.key_longest_max_share * KEY_LONGEST_ALLOWANCE
-        return seeded_rng("key-longest", self.settings.seed, slot.slot_id).random() < share
+    def _rank_target(self, slot: Slot, attempt: int, item_id: str, *,
+                     last_chance: bool) -> RankTarget | None:
+        """The slot's key length rank, with the tolerance a draft may miss it by; None (any
+        rank) on a slot's last attempt or a rewrite's second try, since a slot left empty or a
+        source question lost costs more than one item off its rank, which the set-level
+        balancing evens out. A balancing redraft must hit its rank exactly."""
+        if slot.rank is None:
+            return None
+        if slot.exact_rank:
+            return RankTarget(slot.rank, 0, item_id)
+        if last_chance or attempt >= self.settings.max_attempts_per_question - 1:
+            return None
+        return RankTarget(slot.rank, self.settings.length_rank_tolerance, item_id)
 
     def _load_benchmarks(self) -> ContaminationIndex:
         s = self.settings
@@ -340,18 +381,24 @@ class Pipeline:
                      feedback: str | None = None) -> Any:
         if attempt == 0 and slot.source is not None:
             result = await self.rewrite.run(slot.source.source, slot.topic, item_id,
-                                            slot.difficulty, feedback)
+                                            slot.difficulty, feedback, slot.rank)
             self._mark("rewrite")
             return result
         await self._relevance_done.wait()  # few-shot examples are final only then
         options = subtopics()[slot.topic.value]
         subtopic = options[(slot.index_in_topic + attempt) % len(options)]
         result = await self.generate.run(slot.topic, subtopic, slot.difficulty, slot.slot_id,
-                                         attempt, self._examples.get(slot.topic, []))
+                                         attempt, self._examples.get(slot.topic, []),
+                                         slot.rank, feedback)
         self._mark("generate")
         return result
 
-    async def fill_slot(self, slot: Slot, first_attempt: int = 0) -> Delivered | None:
+    async def fill_slot(self, slot: Slot, first_attempt: int = 0,
+                        previous: Dropped | None = None, *, quiet: bool = False
+                        ) -> Delivered | None:
+        """Attempts from ``first_attempt`` until one delivers; each retry of a generate is told
+        why the attempt before it (``previous`` for the first) was dropped. ``quiet``: a
+        balancing redraft, which may fail without counting the slot as exhausted."""
         if first_attempt == 0:
             kept = await self._reviewed_delivery(slot)
             if kept is not None:
@@ -362,29 +409,36 @@ class Pipeline:
         replacing = False
         for attempt in range(first_attempt, last):
             self.slot_stats["attempts"] += 1
-            delivered = await self._attempt(slot, attempt, f"{slot.slot_id}.{attempt}")
-            if delivered is not None and self.review.is_rejected(delivered.item.item_id):
-                item_id = delivered.item.item_id
-                self._record_drop(item_id, "review", Dropped(
-                    "rejected_in_review", self.review.rejected[item_id]))
+            item_id = f"{slot.slot_id}.{attempt}"
+            # A rewrite's feedback comes from --verify-repair only; generate retries get this.
+            feedback = None if attempt == 0 and slot.source else retry_feedback(previous)
+            outcome = await self._attempt(slot, attempt, item_id, generate_feedback=feedback)
+            if isinstance(outcome, Delivered) and self.review.is_rejected(outcome.item.item_id):
+                rejected = Dropped("rejected_in_review", self.review.rejected[item_id])
+                self._record_drop(item_id, "review", rejected)
                 replacing = True
+                previous = rejected
                 continue
-            if delivered is not None:
+            if isinstance(outcome, Delivered):
                 self.review_stats["replaced"] += replacing
-                return self._deliver(slot, delivered)
+                return self._deliver(slot, outcome, quiet=quiet)
+            previous = outcome
+        if quiet:
+            return None
         self.slot_stats["exhausted"] += 1
         log.warning("slot %s: no acceptable question after %d attempts", slot.slot_id,
                     self.settings.max_attempts_per_question)
         return None
 
-    def _deliver(self, slot: Slot, delivered: Delivered) -> Delivered:
+    def _deliver(self, slot: Slot, delivered: Delivered, *, quiet: bool = False) -> Delivered:
         # The whole delivery, not just the item: the outcome's items are streamed back from
         # here (DeliveredItems) instead of being held in memory.
         self.store.put_outcome(delivered.item.item_id, "deliver", "ok", reason=None,
                                payload=delivered.to_json())
         self._signatures[slot.slot_id] = self.finder.signature(
             question_text(delivered.item.question, delivered.item.options))
-        self.progress.advance("deliver")
+        if not quiet:  # a balancing redraft replaces a delivery: nothing more is delivered
+            self.progress.advance("deliver")
         return delivered
 
     async def _reviewed_delivery(self, slot: Slot) -> Delivered | None:
@@ -450,23 +504,33 @@ class Pipeline:
                        repaired=() if changed else original.repaired, review="edited")
 
     async def _attempt(self, slot: Slot, attempt: int, item_id: str,
-                       feedback: str | None = None) -> Delivered | None:
-        """One try at a slot: every stage in order; None (and the drop recorded) if one says no.
+                       feedback: str | None = None, *,
+                       generate_feedback: str | None = None) -> Delivered | Dropped:
+        """One try at a slot: every stage in order; the first drop (recorded) if one says no.
 
         With ``verify_repair``, a rewrite whose blind solve disagrees with its key is rewritten
         once more, told what the solver chose, before the slot falls back to generation.
+        ``generate_feedback``: why the slot's previous attempt was dropped, for a generate.
         """
-        draft = await self._draft(slot, attempt, item_id, feedback)
+        is_rewrite = attempt == 0 and slot.source is not None
+        draft = await self._draft(slot, attempt, item_id,
+                                  feedback if is_rewrite else generate_feedback)
         if isinstance(draft, Dropped):
             self._record_drop(item_id, "draft", draft)
-            return None
+            return draft
         options, letter = place(draft, slot.letter, (self.settings.seed, item_id))
         question = draft.question.strip()
-        allow_longest = self._allow_key_longest(slot)
-        shape = self.shape.run(question, options, letter, allow_key_longest=allow_longest)
+        target = self._rank_target(slot, attempt, item_id,
+                                   last_chance=is_rewrite and feedback is not None)
+        shape = self.shape.run(question, options, letter, target)
         if shape is not None:
             self._record_drop(item_id, "shape", shape)
-            return None
+            if shape.reason == RANK_OFF_TARGET and is_rewrite and feedback is None:
+                # Keep the source question: rewrite it once more, told what the lengths were.
+                self.slot_stats["length_repairs"] += 1
+                return await self._attempt(slot, attempt, f"{item_id}l",
+                                           feedback=retry_feedback(shape))
+            return shape
         try:
             item = McqItem(
                 item_id=item_id, question=question, options=options,
@@ -477,15 +541,16 @@ class Pipeline:
             )
         except ValidationError as exc:
             self.place_stats.drop("invalid_item")
-            self._record_drop(item_id, "placement", Dropped("invalid_item", str(exc)))
-            return None
+            invalid = Dropped("invalid_item", str(exc))
+            self._record_drop(item_id, "placement", invalid)
+            return invalid
         self.place_stats.keep()
         await self._contamination_ready.wait()
         assert self.contamination is not None  # set before the event
         hit = self.contamination.run(item)
         if isinstance(hit, Dropped):
             self._record_drop(item_id, "contamination", hit)
-            return None
+            return hit
         verification = await self.verify.run(item, slot.difficulty)
         self._mark("verify")
         self.progress.advance("verify")
@@ -498,17 +563,16 @@ class Pipeline:
                         f"({verification.detail}). 그 선택지도 답이 될 수 있거나 정답의 근거가 "
                         "부족했다는 뜻입니다.")
                 return await self._attempt(slot, attempt, f"{item_id}r", feedback=note)
-            return None
+            return verification
         item = item.model_copy(update={"difficulty": verification.difficulty})
         audit: DistractorAudit | None = None
         repaired: tuple[str, ...] = ()
         if self.judge is not None:
-            audited = await self.judge.run(item, lambda it: checks.shape_problems(
-                it.question, it.options, it.answer, allow_key_longest=allow_longest))
+            audited = await self.judge.run(item, lambda it: self._recheck(it, target))
             self._mark("judge")
             if isinstance(audited, Dropped):
                 self._record_drop(item_id, "judge", audited)
-                return None
+                return audited
             item, audit, repaired = audited.item, audited.audit, audited.repaired
             if repaired:
                 self.store.put_outcome(item_id, "judge", "repaired",
@@ -518,17 +582,23 @@ class Pipeline:
         self._mark("solve")
         if isinstance(solution, Dropped):
             self._record_drop(item_id, "solve", solution)
-            return None
+            return solution
         grade: SolutionGrade | None = None
         if self.grade is not None:
             graded = await self.grade.run(item, solution, self.solve)
             self._mark("grade")
             if isinstance(graded, Dropped):
                 self._record_drop(item_id, "grade", graded)
-                return None
+                return graded
             solution, grade = graded.solution, graded.grade
         return Delivered(slot, attempt, item, verification, solution, audit=audit, grade=grade,
                          contamination=hit, repaired=repaired)
+
+    @staticmethod
+    def _recheck(item: McqItem, target: RankTarget | None) -> str | None:
+        """The shape checks on a judge-repaired item (its new distractor may move the rank)."""
+        problem = shape_problem(item.question, item.options, item.answer, target)
+        return None if problem is None else problem.reason
 
     def _record_drop(self, item_id: str, stage: str, dropped: Dropped) -> None:
         """Log and store why ``item_id`` stopped at ``stage``."""
@@ -540,8 +610,12 @@ class Pipeline:
 
     async def run(self, sources: Sequence[SourceQuestion]) -> BuildOutcome:
         s = self.settings
-        quotas = topic_quotas(s.questions, s.topic_weights)
+        # Rounded-down quotas hold whatever relevance finds; the seats rounding leaves over go
+        # to topics with relevant sources once relevance is done (config.topic_quotas).
+        floors = floor_quotas(s.questions, s.topic_weights)
+        quotas = dict(floors)
         source_letters = balanced_sequence(len(sources), (s.seed, "sources"))
+        source_ranks = balanced_ranks(len(sources), (s.seed, "sources"))
         self.progress.set_total("relevance", len(sources))
         self.progress.set_total("deliver", s.questions)
 
@@ -558,6 +632,7 @@ class Pipeline:
             slot = Slot(
                 slot_id=f"s{index:06d}", topic=topic, letter=source_letters[index],
                 index_in_topic=index, difficulty=self._difficulty(f"s{index}"), source=judgment,
+                rank=source_ranks[index],
             )
             admitted[index] = slot
             slot_queue.put_nowait(slot)
@@ -576,12 +651,13 @@ class Pipeline:
             # Admit at once only when this question is surely among the first quota-many
             # relevant ones of its topic in source order, whatever the unjudged turn out to be;
             # otherwise decide after all are judged. Either way the result ignores timing.
-            if relevant_per_topic[topic] + unjudged < quotas.get(topic, 0):
+            if relevant_per_topic[topic] + unjudged < floors.get(topic, 0):
                 admit(index, verdict)
             relevant_per_topic[topic] += 1
 
         async def run_relevance() -> None:
             await bounded_map(range(len(sources)), judge, s.concurrency)
+            quotas.update(topic_quotas(s.questions, s.topic_weights, relevant_per_topic))
             per_topic_rank: Counter[Topic] = Counter()
             for index in sorted(judged):
                 topic = judged[index].judgment.topic
@@ -616,6 +692,8 @@ class Pipeline:
         workers = [slot_worker() for _ in range(max(2, s.concurrency * 2))]
         await asyncio.gather(self._prepare_contamination(), run_relevance(), *workers)
         await self._dedupe(results, unfilled)
+        if await self._rebalance_ranks(results):
+            await self._dedupe(results, unfilled)  # a redraft may repeat another question
 
         delivered = DeliveredItems(self.store, [results[k] for k in sorted(results)])
         return BuildOutcome(delivered=delivered, target=s.questions,
@@ -635,6 +713,12 @@ class Pipeline:
         # fall short; top up evenly so the count of slots stays exact.
         letters += balanced_sequence(total, (s.seed, "topup"))[: max(0, total - len(letters))]
         seeded_rng("generated-letters", s.seed).shuffle(letters)
+        # Key length ranks: the same complement of what the source slots were given.
+        ranks_used = Counter(slot.rank for slot in admitted.values())
+        ranks = [r for r, n in rank_targets(s.questions, s.seed).items()
+                 for _ in range(max(0, n - ranks_used[r]))]
+        ranks += balanced_ranks(total, (s.seed, "rank-topup"))[: max(0, total - len(ranks))]
+        seeded_rng("generated-ranks", s.seed).shuffle(ranks)
         # Difficulty targets: exactly the labels the mix still needs after the source slots.
         levels = missing_difficulties(s.questions, s.difficulty_mix,
                                       Counter(slot.difficulty for slot in admitted.values()))
@@ -646,7 +730,7 @@ class Pipeline:
                 slot_id = f"g{MARKET_TOPICS.index(topic)}{j:06d}"
                 slots.append(Slot(slot_id=slot_id, topic=topic, letter=letters[len(slots)],
                                   index_in_topic=per_topic[topic] + j,
-                                  difficulty=levels[len(slots)]))
+                                  difficulty=levels[len(slots)], rank=ranks[len(slots)]))
         return slots
 
     def _nth_text(self, item_ids: Sequence[str], index: int) -> str:
@@ -695,7 +779,7 @@ class Pipeline:
 
             async def refill(loser: tuple[Slot, int]) -> None:
                 slot, attempt = loser
-                done = await self.fill_slot(slot, attempt + 1)
+                done = await self.fill_slot(slot, attempt + 1, Dropped("near_duplicate_question"))
                 if done is None:
                     unfilled.append(slot.slot_id)
                 else:
@@ -716,6 +800,49 @@ class Pipeline:
             return earlier, later
         return None, earlier
 
+    async def _rebalance_ranks(self, results: dict[str, str]) -> bool:
+        """Redraft the few items that keep a key length rank out of its band (see
+        :mod:`finmcq.balance`); True when any item was replaced. Deterministic: the plan is a
+        function of the delivered set, which is a function of the seed and the replies."""
+        max_attempts = self.settings.max_attempts_per_question
+        tried: set[str] = set()
+        changed = False
+        for _round in range(REBALANCE_ROUNDS):
+            order = sorted(results)
+            # A slot already tried, or an item a reviewer kept, is never redrafted.
+            rows = [RankRow(d.slot.slot_id, d.key_length_rank(), d.slot.rank,
+                            d.item.origin == "generate",
+                            0 if d.slot.slot_id in tried or self.review.protects(d.item.item_id)
+                            else max_attempts - d.attempt - 1)
+                    for d in DeliveredItems(self.store, [results[k] for k in order])]
+            plan = dict(rebalance_plan(rows))
+            if not plan:
+                break
+            log.info("rebalance round %d: redrafting %d items for their key length rank",
+                     _round, len(plan))
+            tried |= set(plan)
+            victims = [(d.slot, d.attempt, d.item.item_id, d.key_length_rank(),
+                        plan[d.slot.slot_id])
+                       for d in DeliveredItems(self.store, [results[k] for k in sorted(plan)])]
+
+            async def redraft(victim: tuple[Slot, int, str, int, int]) -> None:
+                nonlocal changed
+                slot, attempt, old_id, old_rank, wanted = victim
+                done = await self.fill_slot(replace(slot, rank=wanted, exact_rank=True),
+                                            attempt + 1, quiet=True)
+                if done is None:
+                    self.rank_stats["rebalance_missed"] += 1
+                    return
+                self.rank_stats["rebalanced"] += 1
+                changed = True
+                self._record_drop(old_id, "rebalance", Dropped(
+                    "key_length_rank_rebalanced",
+                    f"rank {old_rank} was over-represented; {done.item.item_id} has rank {wanted}"))
+                results[slot.slot_id] = done.item.item_id
+
+            await bounded_map(victims, redraft, self.settings.concurrency * 2)
+        return changed
+
     def _stats(self, quotas: dict[Topic, int], delivered: DeliveredItems,
                n_sources: int) -> dict[str, Any]:
         contamination = self.contamination.stats if self.contamination else StageStats(
@@ -732,6 +859,7 @@ class Pipeline:
         self.dedupe_stats.seen = len(delivered) + sum(self.dedupe_stats.dropped.values())
         stages["dedupe"] = self.dedupe_stats.as_dict()
         tally = _Tally.over(delivered)
+        s = self.settings
         stats: dict[str, Any] = {
             "sources": n_sources,
             "stages": stages,
@@ -740,6 +868,15 @@ class Pipeline:
                                  "delivered": tally.topics.get(t.value, 0)}
                        for t in MARKET_TOPICS},
             "letters": dict(sorted(tally.letters.items())),
+            # The other answer cues, next to the letters: the key's length rank, negative stems.
+            "key_length_ranks": distribution(tally.ranks, self.settings.length_rank_band),
+            "negative_stems": {"count": tally.negative,
+                               "share": round(tally.negative / max(1, len(delivered)), 4)},
+            "as_of": s.as_of,
+            "time_sensitive": {
+                "count": len(tally.time_sensitive), "judged": tally.audited,
+                "share": round(len(tally.time_sensitive) / max(1, tally.audited), 4),
+                "items": tally.time_sensitive[:TIME_SENSITIVE_LISTED]},
             "origins": dict(tally.origins),
             "difficulty": dict(tally.difficulty),
             "quality": self._quality_stats(stages, delivered, tally),
@@ -782,7 +919,14 @@ class Pipeline:
         index = self.contamination.index.describe() if self.contamination else {}
         return {
             "checks": summary.drops_by_check(stages),
-            "answer_length_cue": summary.answer_length_cue(items, s.key_longest_max_share),
+            "answer_length_cue": summary.answer_length_cue(items, 1 / 7 + s.length_rank_band),
+            "key_length_rank": {
+                **distribution(tally.ranks, s.length_rank_band),
+                "tolerance": s.length_rank_tolerance,
+                "on_target": tally.on_target,
+                "rebalanced": self.rank_stats["rebalanced"],
+                "rebalance_missed": self.rank_stats["rebalance_missed"],
+            },
             "negation_stems": summary.negation(items, s.negation_share_range),
             "difficulty": delivered_shares(tally.labels, s.difficulty_mix),
             "solution_scores": summary.solution_scores(tally.grades),
@@ -819,6 +963,11 @@ class _Tally:
     grades: list[SolutionGrade | None] = field(default_factory=list)
     repaired: int = 0
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)
+    on_target: int = 0  # items whose key length rank is exactly the slot's target
+    negative: int = 0  # negative stems ("옳지 않은 것은?")
+    audited: int = 0  # items the second-answer judge audited
+    time_sensitive: list[str] = field(default_factory=list)  # their ids, when the key is dated
 
     @classmethod
     def over(cls, delivered: Iterable[Delivered]) -> _Tally:
@@ -832,6 +981,14 @@ class _Tally:
             tally.labels.append(item.difficulty)
             tally.grades.append(d.grade)
             tally.repaired += bool(d.repaired)
+            rank = d.key_length_rank()
+            tally.ranks.append(rank)
+            tally.on_target += rank == d.slot.rank
+            tally.negative += checks.is_negative_stem(item.question)
+            if d.audit is not None:
+                tally.audited += 1
+                if d.audit.time_sensitive:
+                    tally.time_sensitive.append(item.item_id)
             if d.contamination is not None:
                 tally.flagged.append({
                     "item_id": item.item_id, "benchmark": d.contamination.benchmark,

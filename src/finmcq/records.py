@@ -212,6 +212,11 @@ class DistractorAudit(_Frozen):
     distractor_reviews: list[DistractorReview] = Field(
         description="정답을 뺀 선택지 6개 각각의 검토, 알파벳 순서대로"
     )
+    # After the reasoning above: whether the key rests on a rule that can change (--as-of).
+    time_sensitive: bool = Field(
+        description="정답이 기준 시점의 제도·규제·한도·세율 등에 기대어 그 규정이 바뀌면 정답도 "
+        "바뀔 수 있으면 true"
+    )
 
 
 class OptionReview(_Frozen):

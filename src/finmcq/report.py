@@ -22,6 +22,7 @@ from typing import Any
 from finmcq import __version__
 from finmcq.card import contamination_text, licence_notice, review_text
 from finmcq.output import atomic_writer
+from finmcq.quality import length_rank
 from finmcq.records import LETTERS
 from finmcq.rundir import DroppedItem, Run, load_run
 
@@ -132,7 +133,8 @@ def render_report(run: Run) -> str:
         _section("Funnel", "From source questions to delivered items, with every drop reason.",
                  charts["funnel"] + _stage_table(stats)),
         _section("Coverage", "Topics against their quotas, difficulty, answer letters, and "
-                 "whether the key gives itself away by being the longest option.",
+                 "whether the key gives itself away by its length (its rank among the 7 "
+                 "options by length should be spread evenly).",
                  _grid([charts["topics"], charts["difficulty"], charts["letters"],
                         charts["key_length"]])),
         _section("Lengths and cost", "Characters per question, option and solution; tokens and "
@@ -285,10 +287,14 @@ def letters_figure(stats: Mapping[str, Any]) -> Any:
 
 
 def key_length_rank(item: Mapping[str, Any]) -> int:
-    """The key's length rank among the item's 7 options: 1 = no option is longer."""
-    options = item["options"]
-    key_len = len(options[item["answer"]])
-    return 1 + sum(len(text) > key_len for text in options.values())
+    """The key's length rank among the item's 7 options (1 = longest), as the build measured
+    it; equal lengths are ordered by a coin seeded by the item id."""
+    recorded = (item.get("quality") or {}).get("key_length_rank")
+    if isinstance(recorded, int):
+        return recorded
+    options = list(item["options"].values())
+    return length_rank.key_length_rank(options, list(item["options"]).index(item["answer"]),
+                                       item.get("item_id"))
 
 
 def key_length_figure(digest: ItemDigest) -> Any:
@@ -305,9 +311,9 @@ def key_length_figure(digest: ItemDigest) -> Any:
         marker={"color": ["#c0392b" if r == 1 else KEPT_COLOR for r in range(1, 8)]},
     ))
     fig.add_hline(y=100 / 7, line_dash="dash", line_color="#555")
-    share = 100 * digest.key_longest_share
-    return _layout(fig, f"Key is the longest option in {share:.1f}% of items "
-                   "(dashed: no length bias, 14.3%)", 420,
+    spread = max((abs(s - 100 / 7) for s in shares), default=0.0)
+    return _layout(fig, f"Key's length rank: each rank within ±{spread:.1f} points of 14.3% "
+                   "(dashed: no length cue)", 420,
                    xaxis_title="key's length rank among the 7 options",
                    yaxis_title="% of items", showlegend=False)
 
@@ -439,6 +445,10 @@ def _count(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else "n/a"
 
 
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "n/a"
+
+
 def _is_fake(stats: Mapping[str, Any]) -> bool:
     return any(str(m).startswith("fake-") for m in stats.get("models", {}).values())
 
@@ -455,6 +465,9 @@ def _header(run: Run, digest: ItemDigest) -> str:
         ("cost (all sessions)", _money(stats.get("cost_usd", {}).get("total"))),
         ("wall time", f"{stats.get('wall_time_s', 0):,.1f} s"),
         ("key is longest option", f"{100 * digest.key_longest_share:.1f}%"),
+        ("negative stems", _pct(stats.get("negative_stems", {}).get("share"))),
+        ("time-sensitive keys", _count(stats.get("time_sensitive", {}).get("count"))),
+        ("rules as of", stats.get("as_of") or stats.get("settings", {}).get("as_of") or "—"),
     ]
     cards = "".join(f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div>"
                     f"<div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
@@ -561,6 +574,16 @@ def _dropped_table(dropped: Sequence[DroppedItem]) -> str:
             + _table(["#", "item", "stage", "reason", "detail", "question"], rows, "samples"))
 
 
+def _time_sensitive_text(stats: Mapping[str, Any]) -> str:
+    ts = stats.get("time_sensitive")
+    if not isinstance(ts, Mapping):
+        return "not recorded"
+    if not ts.get("judged"):
+        return "not judged (second-answer judge off)"
+    return (f"{ts.get('count', 0):,} of {ts.get('judged', 0):,} items rest on a dated rule "
+            "(quality.time_sensitive in the items file); refresh them when rules change")
+
+
 def _kv(rows: Iterable[tuple[str, Any]]) -> str:
     def cell(value: Any) -> str:
         if isinstance(value, dict | list):
@@ -576,6 +599,9 @@ def _run_details(run: Run, digest: ItemDigest) -> str:
     warning = source.get("warning")
     general = [
         ("seed", stats.get("seed")),
+        ("rules and market facts as of", stats.get("as_of")),
+        ("time-sensitive keys (judge)", _time_sensitive_text(stats)),
+        ("negative stems", _pct(stats.get("negative_stems", {}).get("share"))),
         ("source dataset", source.get("dataset")),
         ("subjects", ", ".join(source.get("subjects", []))),
         ("splits", ", ".join(source.get("splits", []))),

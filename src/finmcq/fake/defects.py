@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from finmcq.fake import pools
+from finmcq.fake import cues, pools
 from finmcq.fake.replies import (
     NEAR_IDENTICAL_RATIO,
     ReplyContext,
@@ -129,7 +129,16 @@ def solution_fingerprint(reviews: Sequence[str], final_answer: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _also_correct(reply: Reply, ctx: ReplyContext) -> Reply | None:
+def _rank_kept(correct: str, distractors: Sequence[str], rank: int | None) -> bool:
+    """Whether a corrupted draft still has about the key length rank the request asked for
+    (or, when none was asked, a key that is not the longest): a defect must reach the check
+    built for it, not be dropped earlier for its lengths."""
+    if rank is None:
+        return not key_is_longest(correct, distractors)
+    return cues.rank_miss(correct, distractors, rank) <= 1
+
+
+def _also_correct(reply: Reply, ctx: ReplyContext, rank: int | None = None) -> Reply | None:
     question, correct = reply["question"], reply["correct_option"]
     distractors = list(reply["distractors"])
     truth = not is_negative_question(question)  # what a correct option is in this stem
@@ -145,22 +154,31 @@ def _also_correct(reply: Reply, ctx: ReplyContext) -> Reply | None:
             continue
         for i in slots:
             changed = [*distractors[:i], candidate, *distractors[i + 1:]]
-            if not key_is_longest(correct, changed):  # only the judge should catch it
+            if _rank_kept(correct, changed, rank):  # only the judge should catch it
                 return {**reply, "distractors": changed}
     return None
 
 
-def _wrong_key(reply: Reply, ctx: ReplyContext) -> Reply | None:
-    distractors = list(reply["distractors"])
-    i = min(range(len(distractors)), key=lambda j: (len(distractors[j]), j))
-    new_key = distractors[i]
-    distractors[i] = reply["correct_option"]
-    if key_is_longest(new_key, distractors):
+def _wrong_key(reply: Reply, ctx: ReplyContext, rank: int | None = None) -> Reply | None:
+    """A distractor becomes the key: the shortest, or the one whose length rank is closest to
+    the asked-for one, so only the blind solve can tell."""
+    old = list(reply["distractors"])
+
+    def swapped(j: int) -> list[str]:
+        return [*old[:j], reply["correct_option"], *old[j + 1:]]
+
+    def order(j: int) -> tuple[int, int, int]:
+        miss = 0 if rank is None else cues.rank_miss(old[j], swapped(j), rank)
+        return (miss, len(old[j]), j)
+
+    i = min(range(len(old)), key=order)
+    new_key, distractors = old[i], swapped(i)
+    if not _rank_kept(new_key, distractors, rank):
         return None
     return {**reply, "correct_option": new_key, "distractors": distractors}
 
 
-def _key_leak(reply: Reply, ctx: ReplyContext) -> Reply | None:
+def _key_leak(reply: Reply, ctx: ReplyContext, rank: int | None = None) -> Reply | None:
     key = normalize_text(reply["correct_option"])
     if len(key) < 6:  # too short to count as a leak of the answer
         return None
@@ -170,7 +188,8 @@ def _key_leak(reply: Reply, ctx: ReplyContext) -> Reply | None:
     return {**reply, "question": stem}
 
 
-def _duplicate_options(reply: Reply, ctx: ReplyContext) -> Reply | None:
+def _duplicate_options(reply: Reply, ctx: ReplyContext, rank: int | None = None
+                       ) -> Reply | None:
     distractors = list(reply["distractors"])
     i, j = ctx.rng.sample(range(len(distractors)), 2)
     base = distractors[i]
@@ -182,7 +201,8 @@ def _duplicate_options(reply: Reply, ctx: ReplyContext) -> Reply | None:
     return {**reply, "distractors": distractors}
 
 
-def _positional_option(reply: Reply, ctx: ReplyContext) -> Reply | None:
+def _positional_option(reply: Reply, ctx: ReplyContext, rank: int | None = None
+                       ) -> Reply | None:
     distractors = list(reply["distractors"])
     distractors[ctx.rng.randrange(len(distractors))] = ctx.rng.choice(
         pools.POSITIONAL_DISTRACTORS)
@@ -242,7 +262,7 @@ def corrupt_draft(task: str, item: Mapping[str, Any], reply: Reply, ctx: ReplyCo
         result = _near_duplicate(item, reply, ctx, rates) if task == "generate" else None
         corrupted, detail = result if result else (None, {})
     else:
-        corrupted = _DRAFT_CORRUPTORS[kind](reply, ctx)
+        corrupted = _DRAFT_CORRUPTORS[kind](reply, ctx, cues.requested_rank(item))
     if corrupted is None:
         return reply, None  # this reply cannot carry this defect; it stays clean
     fingerprint = item_fingerprint(corrupted["question"], corrupted["correct_option"],

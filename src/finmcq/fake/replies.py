@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from finmcq.fake import pools
+from finmcq.fake import cues, pools
 from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, MARKET_TOPICS, Difficulty, Topic, normalize_text
 
@@ -360,6 +360,16 @@ def _avoid_longest_key(correct: str, distractors: list[str], candidates: Sequenc
     return distractors
 
 
+def _fit_lengths(correct: str, distractors: list[str], candidates: Sequence[str],
+                 figures: set[int], rank: int | None, rng: random.Random) -> list[str]:
+    """The asked-for key length rank (:mod:`finmcq.fake.cues`), or, when none was asked for,
+    a key that is not the longest option."""
+    if rank is None:
+        return _avoid_longest_key(correct, distractors, candidates, figures)
+    return cues.fit_length_rank(correct, distractors, candidates, figures, rank, rng,
+                                _finalize_distractors)
+
+
 @lru_cache(maxsize=16)
 def _all_statements(exclude: Topic | None = None, truth: bool | None = None) -> tuple[str, ...]:
     """Every pooled statement (only those of ``truth`` when given), the given topic's last: a
@@ -457,7 +467,7 @@ class _Fillers(dict[str, str]):
 
 
 def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | None,
-                   slot: int, attempt: int, ctx: ReplyContext) -> Reply:
+                   slot: int, attempt: int, ctx: ReplyContext, rank: int | None = None) -> Reply:
     """A new McqDraft for ``topic`` whose stem is composed from slot-indexed component pools."""
     rng = ctx.rng
     if topic is None or topic is Topic.OTHER:
@@ -468,6 +478,8 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
     correct = rng.choice(pool.false if negative else pool.true)
     others = list(pool.true if negative else pool.false)
     rng.shuffle(others)
+    candidates = [*others, *_all_statements(exclude=topic, truth=negative)]
+    correct = cues.lengthen_key(correct, candidates, rank)  # before the stem marks its code
 
     s = slot + attempt * _ATTEMPT_STRIDE
     affine = _slot_affine(ctx.seed)
@@ -493,10 +505,9 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         pick("task", pools.TASKS),
         frame,
     ))
-    candidates = [*others, *_all_statements(exclude=topic, truth=negative)]
     figures = stem_figures(stem)
     distractors = _finalize_distractors(correct, candidates, figures)
-    distractors = _avoid_longest_key(correct, distractors, candidates, figures)
+    distractors = _fit_lengths(correct, distractors, candidates, figures, rank, rng)
     return {
         "question": stem,
         "correct_option": correct,
@@ -517,7 +528,8 @@ def generate_for(item: Mapping[str, Any], ctx: ReplyContext, slot: int, attempt:
     topic = _topic_of(item.get("topic"))
     slot_ctx = semantic_context(ctx, "generate", topic.value if topic else "", slot, attempt)
     return generate_draft(topic, _as_text(item.get("subtopic")),
-                          _difficulty_of(item.get("difficulty")), slot, attempt, slot_ctx)
+                          _difficulty_of(item.get("difficulty")), slot, attempt, slot_ctx,
+                          cues.requested_rank(item))
 
 
 def build_generate(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
@@ -601,6 +613,7 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     else:
         fresh = statements
     candidates = [*wrong, *fresh, *_all_statements(exclude=topic, truth=negative)]
+    correct = cues.lengthen_key(correct, candidates, cues.requested_rank(item))
 
     code = option_code(correct)
     key = correct.casefold()
@@ -616,7 +629,8 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     stem = f"{context} {question}"
     figures = stem_figures(stem)
     distractors = _finalize_distractors(correct, candidates, figures)
-    distractors = _avoid_longest_key(correct, distractors, candidates, figures)
+    distractors = _fit_lengths(correct, distractors, candidates, figures,
+                               cues.requested_rank(item), rng)
     own = _rewrite_difficulty(question, options.values(), rng)
     return {
         "question": stem,
@@ -755,7 +769,8 @@ def build_judge(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     eun = particle(key_snip, "은", "는")
     key_reason = (f"'{key_snip}'{eun} 문제의 조건과 관련 이론에 부합한다." if key_correct else
                   f"'{key_snip}'{eun} 문제가 묻는 내용과 반대되는 진술이어서 정답이 될 수 없다.")
-    return {"key_correct": key_correct, "key_reason": key_reason, "distractor_reviews": reviews}
+    return {"key_correct": key_correct, "key_reason": key_reason, "distractor_reviews": reviews,
+            "time_sensitive": cues.dated_rule(question)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ CHECK_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
     "exact_duplicate": (("dedupe", "duplicate_question"),),
     "contamination": (("contamination", "contaminated"),),
     "answer_leak": (("shape", "answer_leaked_in_stem"),),
-    "answer_length_cue": (("shape", "key_longest_option"), ("shape", "key_much_longer")),
+    # key_longest_option: the key-is-longest cap, replaced by the length-rank target in issue 10.
+    "answer_length_cue": (("shape", "key_much_longer"), ("shape", "key_length_rank_off_target"),
+                          ("shape", "key_longest_option")),
     # near_identical_options: a fuzzy-ratio drop removed in issue 10; kept to read older runs.
     "duplicate_options": (("shape", "duplicate_option"), ("shape", "near_identical_options")),
     "position_dependent_option": (("shape", "position_dependent_option"),),

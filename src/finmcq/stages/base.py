@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from finmcq.asof import as_of_label
 from finmcq.engine.client import LLMCallFailed, LLMEngine, LLMRequest
 
 Reply = TypeVar("Reply", bound=BaseModel)
@@ -32,7 +33,10 @@ class PromptTemplate:
     system: str
     user: str
 
-    def messages(self, payload: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    def messages(self, payload: dict[str, Any],
+                 as_of: str | None = None) -> tuple[dict[str, str], ...]:
+        """The chat messages for ``payload``; ``{as_of}`` in the prompt becomes the reference
+        month in Korean (``2026년 11월``; this month when ``as_of`` is None)."""
         # Static instructions and few-shot examples first, the item last: this order lets
         # providers' automatic prompt caching reuse the shared prefix across items.
         # "<" and ">" are escaped (still valid JSON, same text once decoded) so that source
@@ -40,9 +44,11 @@ class PromptTemplate:
         data = json.dumps(payload, ensure_ascii=False, indent=1)
         data = data.replace("<", "\\u003c").replace(">", "\\u003e")
         block = "<입력>\n" + data + "\n</입력>"
+        label = as_of_label(as_of)
         return (
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": self.user.replace("{input}", block)},
+            {"role": "system", "content": self.system.replace("{as_of}", label)},
+            {"role": "user", "content": self.user.replace("{as_of}", label)
+             .replace("{input}", block)},
         )
 
 
@@ -122,8 +128,11 @@ class LLMStage(Generic[Reply]):
     prompt_name: ClassVar[str]
     reply_model: ClassVar[type[BaseModel]]
 
-    def __init__(self, engine: LLMEngine, stats: StageStats | None = None) -> None:
+    def __init__(self, engine: LLMEngine, stats: StageStats | None = None, *,
+                 as_of: str | None = None) -> None:
+        """``as_of``: the reference month (YYYY-MM) the prompts state; None: this month."""
         self.engine = engine
+        self.as_of = as_of
         self.prompt = load_prompt(self.prompt_name)
         self.stats = stats or StageStats(self.name)
 
@@ -132,7 +141,7 @@ class LLMStage(Generic[Reply]):
         """One validated reply for ``payload``, or ``Dropped('llm_failed')``."""
         request: LLMRequest[Any] = LLMRequest(
             stage=self.name,
-            messages=self.prompt.messages(payload),
+            messages=self.prompt.messages(payload, self.as_of),
             schema=self.reply_model,
             item_id=item_id,
             seed=seed,

@@ -27,8 +27,9 @@ class GradeStage(LLMStage[SolutionGrade]):
     prompt_name = "grade"
     reply_model = SolutionGrade
 
-    def __init__(self, engine: LLMEngine, *, min_score: int = 3) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: LLMEngine, *, min_score: int = 3,
+                 as_of: str | None = None) -> None:
+        super().__init__(engine, as_of=as_of)
         self.min_score = min_score
 
     @staticmethod

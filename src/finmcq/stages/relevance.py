@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finmcq import checks
+from finmcq.quality.artefacts import clean_text
 from finmcq.records import RelevanceJudgment, SourceQuestion, Topic
 from finmcq.stages.base import Dropped, LLMStage
 
@@ -29,8 +30,9 @@ class RelevanceStage(LLMStage[RelevanceJudgment]):
         return {
             "task": "relevance",
             "subject": source.provenance.subject,
-            "question": source.question,
-            "options": dict(zip("ABCD", source.options, strict=True)),
+            # Extraction artefacts ("이 다 .", "－0 1%") are cleaned; the source keeps the original.
+            "question": clean_text(source.question),
+            "options": dict(zip("ABCD", map(clean_text, source.options), strict=True)),
         }
 
     async def run(self, source: SourceQuestion) -> Judged | Dropped:

@@ -23,8 +23,8 @@ class VerifyStage(LLMStage[BlindSolve]):
     reply_model = BlindSolve
 
     def __init__(self, engine: LLMEngine, *, solves: int = 1,
-                 sample_temperature: float = 0.7) -> None:
-        super().__init__(engine)
+                 sample_temperature: float = 0.7, as_of: str | None = None) -> None:
+        super().__init__(engine, as_of=as_of)
         self.solves = solves
         self.sample_temperature = sample_temperature
 
