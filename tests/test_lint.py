@@ -135,15 +135,19 @@ def test_kmmlu_csv_is_checked_as_four_option_items(tmp_path: Path) -> None:
         writer.writerow(["채권 가격과 금리의 관계로 옳은 것은?", 1, "반대로 움직인다",
                          "같이 움직인다", "관계가 없다", "만기에만 관계가 있다", "Economics", 0.5])
         writer.writerow(["옳은 것을 모두 고르면?", 4, "ㄱ", "ㄴ", "ㄷ", "ㄱ, ㄴ", "Economics", 0.5])
+        writer.writerow(["듀레이션에 관한 설명으로 옳은 것은?", 2, "만기와 무관하다",
+                         "금리 민감도를 나타낸다", "항상 0이다", "위 보기 모두 옳다", "Economics",
+                         0.5])
     run = lint(str(path), "--json")
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
-    assert report["stats"]["items"] == 2
-    assert report["stats"]["letters"]["counts"] == {"A": 1, "B": 0, "C": 0, "D": 1}
+    assert report["stats"]["items"] == 3
+    assert report["stats"]["letters"]["counts"] == {"A": 1, "B": 1, "C": 0, "D": 1}
     assert list(report["stats"]["key_length_ranks"]["counts"]) == ["1", "2", "3", "4"]
-    assert report["items"] == [{"index": 1, "id": "row 2", "problems": [
+    assert [(row["index"], row["id"]) for row in report["items"]] == [(1, "row 2"), (2, "row 3")]
+    assert report["items"][1]["problems"] == [
         {"check": "position_dependent_option",
-         "detail": "option D depends on other options or its position"}]}]
+         "detail": "option D depends on other options or its position"}]
 
 
 @pytest.mark.parametrize("content,why", [
@@ -164,3 +168,12 @@ def test_unreadable_input_exits_2_with_a_clear_message(tmp_path: Path, content: 
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     run = lint(str(tmp_path / "nowhere.jsonl"))
     assert run.returncode == 2 and "no such file" in run.stderr
+
+
+@pytest.mark.skipif(not CALIBRATION.exists(), reason="../shared/calibration is not here")
+def test_every_exam_grade_calibration_item_passes() -> None:
+    run = lint(str(CALIBRATION), "--json")
+    assert run.returncode == 0, run.stdout[:2000]
+    report = json.loads(run.stdout)
+    assert report["items"] == [] and report["stats"]["items"] >= 85
+    assert report["stats"]["negative_stems"]["count"] > 0

@@ -205,16 +205,11 @@ def _detail(reason: str, item: LintItem, expected: int) -> str:
     if reason == "duplicate_option":
         return "options " + _pair(options, lambda a, b: fold_text(normalize_text(a)) ==
                                   fold_text(normalize_text(b))) + " are the same text"
-    if reason == "near_identical_options":
-        from rapidfuzz import fuzz
-
-        pairs = [(fuzz.ratio(a.casefold(), b.casefold()), i, j)
-                 for i, a in enumerate(options) for j, b in enumerate(options) if i < j]
-        ratio, i, j = max(pairs)
-        return f"options {letters[i]} and {letters[j]} are {ratio:.0f}% alike"
     if reason == "position_dependent_option":
         hits = [x for x, o in zip(letters, options, strict=True) if checks.positional_option([o])]
-        return "option " + ", ".join(hits) + " depends on other options or its position"
+        if len(hits) == 1:
+            return f"option {hits[0]} depends on other options or its position"
+        return "options " + ", ".join(hits) + " depend on other options or their position"
     if reason == "empty_option":
         return "option " + ", ".join(x for x, o in zip(letters, options, strict=True)
                                      if not normalize_text(o)) + " is empty"
