@@ -84,6 +84,22 @@ def test_filters_show_exactly_the_matching_items(run_dir: Path) -> None:
         assert all_pages(f"{url}/?topic={quote(topic)}&origin=generate") == [
             i["item_id"] for i in items if i["topic"] == topic and i["origin"] == "generate"]
         assert all_pages(f"{url}/?flag=key_longest") == longest
+        # Every flag against what the items file says (time-sensitive only when recorded).
+        def grade_low(i: dict[str, Any]) -> bool:
+            g = i["quality"].get("solution_grade")
+            return bool(g) and min(g["correctness"], g["coverage"], g["grounding"]) < 4
+
+        expected = {
+            "judge_repaired": lambda i: bool((i["quality"].get("judge") or {}).get("repaired")),
+            "key_longest": lambda i: bool(i["quality"]["key_is_longest"]),
+            "negative_stem": lambda i: bool(i["quality"]["negation_stem"]),
+            "time_sensitive": lambda i: bool(i["quality"].get("time_sensitive")),
+            "low_grade": grade_low,
+            "contaminated": lambda i: bool(i["quality"].get("contamination")),
+        }
+        for flag, test in expected.items():
+            assert all_pages(f"{url}/?flag={flag}") == [
+                i["item_id"] for i in items if test(i)], flag
         assert all_pages(f"{url}/?flag=negative_stem&flag=key_longest") == [
             i for i in longest if i in negative]
         # Text search, a substring of the question, options or id: two characters (a scan),
