@@ -65,6 +65,7 @@ class FakeState:
     def reset(self) -> None:
         """Zero every counter (requests still in flight stay counted as in flight)."""
         self.requests = 0
+        self.first_request_at: float | None = None  # epoch seconds of the first completion
         self.by_status: Counter[str] = Counter()
         self.by_task: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
@@ -83,6 +84,8 @@ class FakeState:
         return dict(Counter(kind for kind, _ in self.defects))
 
     def enter(self) -> None:
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
         self.requests += 1
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -91,6 +94,7 @@ class FakeState:
         """The ``/_fake/stats`` document."""
         return {
             "requests": self.requests,
+            "first_request_at": self.first_request_at,
             "by_status": dict(self.by_status),
             "by_task": dict(self.by_task),
             "faults": dict(self.faults),
