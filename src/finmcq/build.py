@@ -15,7 +15,6 @@ from typing import Any
 from finmcq import __version__
 from finmcq.asof import current_month, parse_as_of
 from finmcq.config import BuildSettings
-from finmcq.engine.batch import BatchEngine
 from finmcq.engine.client import LLMEngine
 from finmcq.engine.cost import PriceTable
 from finmcq.engine.progress import StageProgress
@@ -82,8 +81,12 @@ async def _build(settings: BuildSettings, sources: list[Any],
         if settings.batch:  # a stage's whole wave must wait in one batch, not C at a time
             settings = settings.model_copy(update={"concurrency": max(
                 settings.concurrency, min(10_000, 2 * settings.questions + len(sources)))})
-        engine = (BatchEngine if settings.batch else LLMEngine)(
-            settings.engine_config(), store, prices)
+        if settings.batch:
+            from finmcq.engine.batch import BatchEngine  # imports the openai SDK: only here
+
+            engine = BatchEngine(settings.engine_config(), store, prices)
+        else:
+            engine = LLMEngine(settings.engine_config(), store, prices)
         estimate = estimate_with_history(settings, sources, store=store)
         log.info("estimate before any LLM call:\n%s", estimate.as_text())
         prices.warn_if_stale([s.model for s in estimate.stages.values()])
@@ -166,8 +169,9 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
     stats = _stats(settings, outcome, store, engine, wall_s, source_info)
     stats = {"estimate": estimate.as_dict(), **stats,
              "estimate_vs_actual": compare(estimate, stats)}
-    if isinstance(engine, BatchEngine):
-        stats["batch"] = engine.batch_stats()
+    batch_stats = getattr(engine, "batch_stats", None)  # BatchEngine only
+    if batch_stats is not None:
+        stats["batch"] = batch_stats()
     stats_path = run_dir / f"processing_stats_{timestamp}.json"
     log_path = run_dir / f"processing_{timestamp}.log"
     if not outcome.complete:

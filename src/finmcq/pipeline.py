@@ -362,6 +362,9 @@ class Pipeline:
         )
 
     async def _prepare_contamination(self) -> None:
+        # Both load in a thread while the first requests are in flight (issue 12: they cost
+        # seconds before the first request when done up front).
+        await asyncio.to_thread(self.finder.prepare)
         if self.contamination is None:
             index = await asyncio.to_thread(self._load_benchmarks)
             self.contamination = ContaminationStage(index, drop=self.settings.drop_contaminated)

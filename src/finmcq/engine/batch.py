@@ -269,6 +269,8 @@ class _Queued:
 class BatchEngine(LLMEngine):
     """:class:`LLMEngine` whose uncached requests travel through the OpenAI Batch API."""
 
+    GROUP_COMMIT = False
+
     def __init__(self, config: EngineConfig, store: RunStore, prices: PriceTable,
                  options: BatchOptions | None = None) -> None:
         super().__init__(config, store, prices)

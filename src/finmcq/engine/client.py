@@ -275,6 +275,11 @@ def parse_reply(content: str | None, schema: type[T]) -> T:
 class LLMEngine:
     """Sends requests, keeps the limit full, retries, validates, caches and counts cost."""
 
+    # Replies share SQLite commits (store.py, "Group commit"); each is on disk before a stage
+    # sees it. The Batch API engine keeps one commit per write (its ledger has a connection of
+    # its own that must never wait for ours).
+    GROUP_COMMIT = True
+
     def __init__(self, config: EngineConfig, store: RunStore, prices: PriceTable) -> None:
         self.config = config
         self.store = store
@@ -307,6 +312,7 @@ class LLMEngine:
         self._fatal_event = asyncio.Event()  # wakes retry waits when the run stops
         self._long_waits = 0  # over-cap Retry-After answers since the last success
         self._last_notice = 0.0
+        self._grouping = False
         # Where "server asked to wait ..." notices go; the build points it at the progress.
         self.notify: Callable[[str], None] = _print_notice
 
@@ -348,6 +354,9 @@ class LLMEngine:
         """Answer ``request`` from the cache or the API; raise LLMCallFailed / LLMFatalError."""
         if self._fatal is not None:
             raise self._fatal
+        if self.GROUP_COMMIT and not self._grouping:
+            self._grouping = True
+            self.store.enable_group_commit()
         cfg = self.config
         model, temperature, max_tokens, key = self.resolve(request)
         usage = self.meter.stage(request.stage)
@@ -416,8 +425,10 @@ class LLMEngine:
 
             latency = time.monotonic() - started
             self._note(True)
-            return self._record(request, key, model, body, content or "", value,
-                                completion, latency, attempt, usage)
+            result = self._record(request, key, model, body, content or "", value,
+                                  completion, latency, attempt, usage)
+            await self.store.committed()  # on disk before any stage builds on it
+            return result
 
         usage.failed_calls += 1
         raise LLMCallFailed(

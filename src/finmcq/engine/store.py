@@ -1,16 +1,26 @@
 """The run's SQLite store: response cache, resume point and audit log in one file.
 
-One ``finmcq.sqlite`` per run directory. Every successful LLM reply is committed as soon as it
-arrives (WAL mode), keyed by a hash of everything that determines the answer, so a rerun after a
-crash — even ``kill -9`` — answers those requests from disk at zero cost. The same rows are the
-audit log: request, reply, tokens, latency, stage, item and time. Failures and retries go to the
-``events`` table. Pipeline outcomes (``outcomes``) let reports and exports read a run back.
+One ``finmcq.sqlite`` per run directory. Every successful LLM reply is committed before the
+engine hands it to a stage (WAL mode), keyed by a hash of everything that determines the answer,
+so a rerun after a crash — even ``kill -9`` — answers those requests from disk at zero cost.
+
+Group commit (``enable_group_commit``, used by the live engine): writes made while the event loop
+runs join one transaction, committed at the loop's next turn, so the replies that arrived in one
+wakeup share one commit instead of paying one each. The engine awaits :meth:`committed` before
+it returns a reply, so a reply a stage has seen is always on disk; what a ``kill -9`` can lose is
+the current turn's writes, i.e. replies not yet handed on — in effect still in flight — and the
+pipeline outcomes derived in that turn, which a rerun derives again from the cached replies.
+
+The same rows are the audit log: request, reply, tokens, latency, stage, item and time. Failures
+and retries go to the ``events`` table. Pipeline outcomes (``outcomes``) let reports and exports
+read a run back.
 
 A lock file makes a second process on the same run directory fail fast instead of corrupting it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -123,6 +133,10 @@ class RunStore:
             self._acquire_lock()
         self.path = self.run_dir / STORE_FILENAME
         self._mutex = threading.Lock()
+        self._group_loop: asyncio.AbstractEventLoop | None = None
+        self._group_done: asyncio.Future[None] | None = None
+        self._group_error: StoreError | None = None
+        self.commits = 0  # transactions committed (group commits count once)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -167,6 +181,9 @@ class RunStore:
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
+        if db is not None and self._group_error is None:
+            with contextlib.suppress(StoreError):
+                self.flush()
         if db is not None:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
@@ -186,13 +203,77 @@ class RunStore:
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._mutex:
+            if self._group_error is not None:
+                raise self._group_error
+            if self._group_loop is not None and self._group_loop.is_closed():
+                self._group_loop = None  # the run's loop is gone: back to one commit per write
             try:
+                if self._group_loop is not None and not self._db.in_transaction:
+                    self._db.execute("BEGIN")
+                    self._group_loop.call_soon_threadsafe(self._commit_group)
                 self._db.execute(sql, params)
+                if not self._db.in_transaction:
+                    self.commits += 1
             except sqlite3.OperationalError as exc:
-                raise StoreError(
-                    f"Could not save to {self.path}: {exc}. Free disk space or fix permissions, "
-                    "then rerun with the same --out: everything saved so far is kept."
-                ) from None
+                raise self._save_error(exc) from None
+
+    def _save_error(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"Could not save to {self.path}: {exc}. Free disk space or fix permissions, "
+            "then rerun with the same --out: everything saved so far is kept."
+        )
+
+    # -- group commit ----------------------------------------------------------------------
+
+    def enable_group_commit(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """From now on, writes join one transaction per turn of ``loop`` (see module doc)."""
+        self._group_loop = loop or asyncio.get_running_loop()
+
+    def disable_group_commit(self) -> None:
+        self.flush()
+        self._group_loop = None
+
+    def flush(self) -> None:
+        """Commit the open group transaction now, if any."""
+        with self._mutex:
+            self._commit_locked()
+
+    def _commit_group(self) -> None:
+        with self._mutex, contextlib.suppress(StoreError):
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
+        done, self._group_done = self._group_done, None
+        if not self._db.in_transaction:
+            if done is not None and not done.done():
+                done.set_result(None)
+            return
+        try:
+            self._db.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            # Later writes would build on state that is not on disk: stop the run.
+            self._group_error = self._save_error(exc)
+            if done is not None and not done.done():
+                done.set_exception(self._group_error)
+                done.exception()  # retrieved here: waiters re-raise it, nobody else must
+            raise self._group_error from None
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def committed(self) -> None:
+        """Wait until every write made so far is committed (at once when nothing is pending)."""
+        with self._mutex:
+            if self._group_error is not None:
+                raise self._group_error
+            if not self._db.in_transaction:
+                return
+            if self._group_done is None:
+                self._group_done = asyncio.get_running_loop().create_future()
+            done = self._group_done
+        await asyncio.shield(done)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._mutex:
@@ -354,6 +435,7 @@ class RunStore:
         are gigabytes of JSON. A second connection (WAL: readers never block the writer) lets
         the caller write to the store while it iterates, and only ``chunk`` rows are in memory.
         """
+        self.flush()  # the reader sees only what is committed
         reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                  check_same_thread=False)
         try:

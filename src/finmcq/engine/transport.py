@@ -10,7 +10,8 @@ reply is:
 * auth: ``Authorization: Bearer KEY`` (OpenAI, Azure's v1 endpoint, vLLM, Ollama, llama.cpp)
   plus ``api-key: KEY`` for ``*.azure.com`` hosts; ``OpenAI-Organization`` / ``OpenAI-Project``
   from ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID`` as the SDK sends them;
-* proxies from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (``trust_env``), as httpx does;
+* proxies from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``, as httpx does (read once: aiohttp's
+  ``trust_env`` would look up ``~/.netrc`` in a thread on every request);
 * errors as three types: :class:`HTTPStatusError` (any status >= 400, with headers and the
   OpenAI-shaped message), :class:`TransportTimeout` and :class:`TransportError` (connection
   refused/reset, a body cut by the connection closing).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +115,15 @@ def resolve_base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (None when NO_PROXY exempts it)."""
+    parsed = urlparse(url)
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(parsed.hostname or ""):
+        return None
+    return proxies.get(parsed.scheme) or proxies.get("all")
+
+
 def auth_headers(base_url: str, api_key: str) -> dict[str, str]:
     headers = {
         "Authorization": f"Bearer {api_key}",
@@ -144,6 +155,7 @@ class ChatTransport:
         self._headers = auth_headers(self.base_url, api_key)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
+        self._proxy = proxy_for(self.url)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -154,7 +166,7 @@ class ChatTransport:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers=self._headers,
-                trust_env=True, auto_decompress=True)
+                auto_decompress=True)
         return self._session
 
     async def post(self, body: bytes, extra_headers: Mapping[str, str] | None = None
@@ -162,7 +174,8 @@ class ChatTransport:
         """One POST. Raises HTTPStatusError, TransportTimeout or TransportError."""
         session = self._open()
         try:
-            async with session.post(self.url, data=body, headers=extra_headers) as response:
+            async with session.post(self.url, data=body, headers=extra_headers,
+                                    proxy=self._proxy) as response:
                 raw = await response.read()
                 status = response.status
                 headers: Mapping[str, str] = response.headers

@@ -21,10 +21,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import MinHash
 
 from finmcq.quality.text import DEFAULT_NGRAM, fold_text, jaccard, shingles
 
@@ -99,10 +99,7 @@ class NearDuplicateFinder:
         self.num_perm = num_perm
         self.rows = lsh_rows(threshold, num_perm)
         self.bands = num_perm // self.rows
-        seed_hash = MinHash(num_perm=num_perm, seed=1)
-        self._permutations = seed_hash.permutations  # computed once, reused for every text
-        scheme = getattr(seed_hash, "scheme", None)  # datasketch >= 2 needs it restated
-        self._scheme_kw: dict[str, object] = {"scheme": scheme} if scheme else {}
+        self._minhash: Callable[[], Any] | None = None  # made by prepare(), on first use
         # Band keys mix the rows of a band with these odd multipliers (wrapping uint64).
         with np.errstate(over="ignore"):
             self._mix = (np.arange(1, self.rows + 1, dtype=np.uint64)
@@ -113,10 +110,28 @@ class NearDuplicateFinder:
         """Bytes per :meth:`signature`."""
         return self.bands * 8 + DIGEST_BYTES
 
+    def prepare(self) -> None:
+        """Import datasketch (it pulls in scipy: ~1 s) and make the permutations, once.
+
+        The build calls it in a thread at the start, next to the first requests, so neither the
+        start nor the first delivery waits for it.
+        """
+        if self._minhash is not None:
+            return
+        from datasketch import MinHash
+
+        seed_hash = MinHash(num_perm=self.num_perm, seed=1)
+        permutations = seed_hash.permutations  # computed once, reused for every text
+        scheme = getattr(seed_hash, "scheme", None)  # datasketch >= 2 needs it restated
+        kw: dict[str, object] = {"scheme": scheme} if scheme else {}
+        num_perm = self.num_perm
+        self._minhash = lambda: MinHash(num_perm=num_perm, permutations=permutations, **kw)
+
     def band_keys(self, text: str) -> bytes:
         """The LSH band keys of ``text`` (``bands`` uint64 values)."""
-        minhash = MinHash(num_perm=self.num_perm, permutations=self._permutations,
-                          **self._scheme_kw)
+        self.prepare()
+        assert self._minhash is not None
+        minhash = self._minhash()
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.ngram))])
         values = np.asarray(minhash.hashvalues, dtype=np.uint64)[: self.bands * self.rows]
         with np.errstate(over="ignore"):  # wrapping multiplication is the point

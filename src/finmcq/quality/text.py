@@ -15,7 +15,6 @@ Word tokenisers built for English drop or split Hangul badly, and Korean spacing
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -35,6 +34,9 @@ _MINUS = str.maketrans({"−": "-", "–": "-", "—": "-", "‐": "-", "‑": "
 _KEEP = {".": "\x00", "~": "\x01", ":": "\x02", ",": "\x03"}
 _RESTORE = str.maketrans({v: k for k, v in _KEEP.items()})
 _KEPT = frozenset(_KEEP.values())
+_UNKEPT = str.maketrans(dict.fromkeys(_KEEP.values()))
+# Whitespace (``\s`` is str.isspace) and soft punctuation, removed in one pass.
+_DROPPED = re.compile("[\\s" + "".join(re.escape(ch) for ch in sorted(_SOFT_PUNCTUATION)) + "]+")
 
 
 @lru_cache(maxsize=8192)  # options recur across items; stems do not, so a small cache suffices
@@ -43,7 +45,12 @@ def fold_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold().translate(_MINUS)
     text = _THOUSANDS.sub("", text)
     text = _BETWEEN_DIGITS.sub(lambda m: _KEEP[m.group(1)], text)
-    return "".join(ch for ch in text if _counts(ch)).translate(_RESTORE)
+    text = _DROPPED.sub("", text)
+    # Left to drop: control and format characters (category C). With whitespace gone, a text
+    # without them is printable, which str.isprintable checks in C: the loop is the rare path.
+    if not text.translate(_UNKEPT).isprintable():
+        text = "".join(ch for ch in text if _counts(ch))
+    return text.translate(_RESTORE)
 
 
 def _counts(ch: str) -> bool:
@@ -68,10 +75,30 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+_MULT = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as a polynomial base
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
 def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> npt.NDArray[np.uint64]:
-    """Sorted unique stable 64-bit hashes of the shingles of ``text`` (same in every process)."""
-    values = sorted({
-        int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
-        for s in shingles(text, n)
-    })
-    return np.asarray(values, dtype=np.uint64)
+    """Sorted unique stable 64-bit hashes of the shingles of ``text`` (same in every process).
+
+    Computed over the code points with numpy (a polynomial over each window of ``n``, then the
+    splitmix64 finaliser), not per shingle in Python: this runs for every delivered item and
+    every benchmark question, and hashing each shingle string cost ~1 ms per item.
+    """
+    folded = fold_text(text)
+    if not folded:
+        return np.zeros(0, dtype=np.uint64)
+    points = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    windows = (points[None, :] if len(points) <= n
+               else np.lib.stride_tricks.sliding_window_view(points, n))
+    with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point
+        h = np.full(len(windows), np.uint64(windows.shape[1]), dtype=np.uint64)
+        for column in range(windows.shape[1]):
+            h = h * _MULT + windows[:, column] + np.uint64(1)
+        h ^= h >> np.uint64(30)
+        h *= _MIX1
+        h ^= h >> np.uint64(27)
+        h *= _MIX2
+        h ^= h >> np.uint64(31)
+    return np.unique(h)
