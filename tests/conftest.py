@@ -40,6 +40,12 @@ def make_fake() -> Iterator[object]:
         server.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_source_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The loaded-source cache (source_cache.py) of the tests, children included, is their own."""
+    os.environ["FINMCQ_CACHE_DIR"] = str(tmp_path_factory.mktemp("source-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see a developer's real key, and never need one."""

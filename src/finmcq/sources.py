@@ -37,6 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from finmcq import source_cache
 from finmcq.errors import InputError
 from finmcq.records import (
     KMMLU_LICENSE,
@@ -139,9 +140,36 @@ def load_source(
     """
     subject_names = _clean_names(subjects, "subject")
     split_names = _clean_names(splits, "split")
-    tables = _read_tables(source, subject_names, split_names, cache_dir)
-    questions = [question for table in tables for question in _table_questions(table)]
-    return _drop_duplicates(questions) if deduplicate else questions
+    key = _cache_key(source, subject_names, split_names, deduplicate)
+    if key is not None:  # a local folder: maybe loaded before (see source_cache.py)
+        cached = source_cache.load(key)
+        if cached is not None:
+            return cached
+        recorder = source_cache.WarningRecorder()
+        logger.addHandler(recorder)
+    try:
+        tables = _read_tables(source, subject_names, split_names, cache_dir)
+        questions = [question for table in tables for question in _table_questions(table)]
+        questions = _drop_duplicates(questions) if deduplicate else questions
+    finally:
+        if key is not None:
+            logger.removeHandler(recorder)
+    if key is not None:
+        source_cache.save(key, questions, recorder.messages)
+    return questions
+
+
+def _cache_key(source: str | Path, subjects: tuple[str, ...] | None,
+               splits: tuple[str, ...] | None, deduplicate: bool) -> str | None:
+    if isinstance(source, str) and source.strip() in (SAMPLE_NAME, ""):
+        return None
+    try:
+        folder = Path(str(source).strip()).expanduser()
+        if not folder.is_dir():
+            return None
+    except OSError:
+        return None
+    return source_cache.folder_key(folder, subjects, splits, deduplicate)
 
 
 def describe_splits(splits: Sequence[str]) -> str | None:

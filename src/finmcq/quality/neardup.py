@@ -1,6 +1,6 @@
 """Near-duplicate detection among the questions of a run, deterministic in the given order.
 
-Each text gets a MinHash signature (datasketch) of its character n-gram shingles
+Each text gets a MinHash signature (datasketch's permutations) of its character n-gram shingles
 (:mod:`finmcq.quality.text`). The signature is cut into bands; texts that agree on a whole band
 are *candidates* (locality-sensitive hashing), and every candidate pair is confirmed by the exact
 Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at, never the
@@ -21,12 +21,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from finmcq.quality.text import DEFAULT_NGRAM, fold_text, jaccard, shingles
+from finmcq.quality.text import DEFAULT_NGRAM, fold_text, jaccard, shingle_hashes, shingles
 
 NUM_PERM = 128
 MIN_RECALL_AT_THRESHOLD = 0.98
@@ -40,6 +39,8 @@ CANDIDATES_PER_TEXT = 4
 DIGEST_BYTES = 16
 # Shingle sets kept while confirming candidates: enough for the texts near the current one.
 SHINGLE_CACHE = 1024
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch's MinHash constants
+_MAX_HASH = np.uint64((1 << 32) - 1)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ class NearDuplicateFinder:
         self.num_perm = num_perm
         self.rows = lsh_rows(threshold, num_perm)
         self.bands = num_perm // self.rows
-        self._minhash: Callable[[], Any] | None = None  # made by prepare(), on first use
+        # datasketch's permutations (a, b), taken by prepare() on first use
+        self._minhash: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None = None
         # Band keys mix the rows of a band with these odd multipliers (wrapping uint64).
         with np.errstate(over="ignore"):
             self._mix = (np.arange(1, self.rows + 1, dtype=np.uint64)
@@ -111,7 +113,7 @@ class NearDuplicateFinder:
         return self.bands * 8 + DIGEST_BYTES
 
     def prepare(self) -> None:
-        """Import datasketch (it pulls in scipy: ~1 s) and make the permutations, once.
+        """Import datasketch (it pulls in scipy: ~1 s) and take its permutations, once.
 
         The build calls it in a thread at the start, next to the first requests, so neither the
         start nor the first delivery waits for it.
@@ -120,20 +122,23 @@ class NearDuplicateFinder:
             return
         from datasketch import MinHash
 
-        seed_hash = MinHash(num_perm=self.num_perm, seed=1)
-        permutations = seed_hash.permutations  # computed once, reused for every text
-        scheme = getattr(seed_hash, "scheme", None)  # datasketch >= 2 needs it restated
-        kw: dict[str, object] = {"scheme": scheme} if scheme else {}
-        num_perm = self.num_perm
-        self._minhash = lambda: MinHash(num_perm=num_perm, permutations=permutations, **kw)
+        a, b = MinHash(num_perm=self.num_perm, seed=1).permutations
+        self._minhash = (np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
 
     def band_keys(self, text: str) -> bytes:
         """The LSH band keys of ``text`` (``bands`` uint64 values)."""
         self.prepare()
         assert self._minhash is not None
-        minhash = self._minhash()
-        minhash.update_batch([s.encode("utf-8") for s in sorted(shingles(text, self.ngram))])
-        values = np.asarray(minhash.hashvalues, dtype=np.uint64)[: self.bands * self.rows]
+        a, b = self._minhash
+        # datasketch's MinHash.update_batch, on all shingles at once: its per-shingle SHA-1 in
+        # Python cost ~1 ms per text; the shingle hashes here are computed with numpy.
+        hv = shingle_hashes(text, self.ngram) & _MAX_HASH
+        if len(hv):
+            with np.errstate(over="ignore"):  # wrapping as in datasketch
+                values = (((np.outer(hv, a) + b) % _MERSENNE_PRIME) & _MAX_HASH).min(axis=0)
+        else:
+            values = np.full(self.num_perm, _MAX_HASH, dtype=np.uint64)
+        values = values[: self.bands * self.rows]
         with np.errstate(over="ignore"):  # wrapping multiplication is the point
             keys = (values.reshape(self.bands, self.rows) * self._mix).sum(axis=1,
                                                                           dtype=np.uint64)
