@@ -22,6 +22,7 @@ o200k_base: no tokenizer download, no network.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -125,18 +126,19 @@ class Assumptions:
 # --------------------------------------------------------------------------------------------
 
 
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]+")
+_SPACE = re.compile(r"\s+")
+
+
 def approx_tokens(text: str, profile: TokenProfile) -> float:
     """Approximate tokens of ``text``: a weight per Hangul, whitespace and other character.
 
     Korean is mostly one syllable block per character and BPE vocabularies hold many whole
     syllables, so a per-character rate is close; ASCII and punctuation merge into longer tokens.
     """
-    hangul = spaces = 0
-    for ch in text:
-        if "\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e":
-            hangul += 1
-        elif ch.isspace():
-            spaces += 1
+    # Counted by what regex substitution removes (in C; a Python loop cost ~1 s per build).
+    hangul = len(text) - len(_HANGUL.sub("", text))
+    spaces = len(text) - len(_SPACE.sub("", text))  # \s is str.isspace
     other = len(text) - hangul - spaces
     return hangul * profile.hangul + spaces * profile.whitespace + other * profile.other
 

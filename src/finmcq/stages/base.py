@@ -41,7 +41,7 @@ class PromptTemplate:
         # providers' automatic prompt caching reuse the shared prefix across items.
         # "<" and ">" are escaped (still valid JSON, same text once decoded) so that source
         # text can never close the data block and smuggle in instructions.
-        data = json.dumps(payload, ensure_ascii=False, indent=1)
+        data = _indented_json(payload)
         data = data.replace("<", "\\u003c").replace(">", "\\u003e")
         block = "<입력>\n" + data + "\n</입력>"
         label = as_of_label(as_of)
@@ -153,3 +153,22 @@ class LLMStage(Generic[Reply]):
             return Dropped(f"llm_failed:{exc.cause}", str(exc))
         reply: Reply = result.value
         return reply
+
+
+def _indented_json(value: Any, depth: int = 0) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=1)``, the same text, faster.
+
+    With ``indent`` the json module encodes in Python, token by token (~0.3 ms per prompt);
+    here only the containers are walked in Python and every scalar is encoded in C.
+    """
+    if isinstance(value, dict) and value:
+        pad = "\n" + " " * (depth + 1)
+        return "{" + ",".join(
+            pad + json.dumps(str(k) if not isinstance(k, str) else k, ensure_ascii=False)
+            + ": " + _indented_json(v, depth + 1) for k, v in value.items()
+        ) + "\n" + " " * depth + "}"
+    if isinstance(value, list | tuple) and value:
+        pad = "\n" + " " * (depth + 1)
+        return "[" + ",".join(pad + _indented_json(v, depth + 1) for v in value) + (
+            "\n" + " " * depth + "]")
+    return json.dumps(value, ensure_ascii=False)
