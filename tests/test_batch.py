@@ -15,7 +15,6 @@ from typing import Any
 import openai
 import pytest
 
-import finmcq.build
 from finmcq.build import run_build
 from finmcq.config import BuildSettings
 from finmcq.engine.batch import BatchEngine, BatchLedger, BatchOptions
@@ -35,9 +34,6 @@ QUESTIONS = 150
 def _fast_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINMCQ_BATCH_POLL_S", "0.05")
     monkeypatch.setenv("FINMCQ_BATCH_COLLECT_S", "0.05")
-    # Until build.py chooses the engine from settings.batch, the tests choose it themselves.
-    if not hasattr(finmcq.build, "BatchEngine"):
-        monkeypatch.setattr(finmcq.build, "LLMEngine", BatchEngine)
 
 
 def settings_for(base_url: str, out: Path, **kw: Any) -> BuildSettings:
@@ -90,13 +86,32 @@ def test_batch_build_delivers_exact_pairs_resubmits_failures_and_pays_half(
         assert usage["cost_usd"] == pytest.approx(full * 0.5, rel=1e-6), stage
 
 
+def test_cli_build_with_batch_sends_nothing_to_chat_completions(tmp_path: Path) -> None:
+    """`finmcq build --batch` as a user runs it: every request goes through the Batch API."""
+    out = tmp_path / "run"
+    with FakeLLMServer(FakeConfig()) as fake:
+        configure_batch(fake.url, delay_s=0.05)
+        result = subprocess.run(
+            [PYTHON, "-m", "finmcq.cli", "build", "--batch", "--source", "sample",
+             "--questions", "40", "--seed", "13", "--model", "fake-finance-1",
+             "--base-url", fake.base_url, "--out", str(out), "--no-contamination-check"],
+            env=subprocess_env(FINMCQ_BATCH_POLL_S="0.05", FINMCQ_BATCH_COLLECT_S="0.05"),
+            capture_output=True, text=True, timeout=300)
+        chat = fake.stats()
+        served = batch_stats(fake.url)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert chat["requests"] == 0, chat  # not one POST /v1/chat/completions
+    assert served["batches_created"] >= 4  # relevance, drafts, verify/judge, solve waves
+    pairs = json.loads(max(out.glob("final_training_data_*.json")).read_text("utf-8"))
+    assert len(pairs) == 80
+    stats = json.loads(max(out.glob("processing_stats_*.json")).read_text("utf-8"))
+    assert stats["batch"]["batches_submitted"] >= 4
+
+
 CHILD = textwrap.dedent("""
     import os, sys
     from pathlib import Path
     import finmcq.build
-    from finmcq.engine.batch import BatchEngine
-    if not hasattr(finmcq.build, "BatchEngine"):
-        finmcq.build.LLMEngine = BatchEngine
     from finmcq.config import BuildSettings
     base_url, out, questions = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     finmcq.build.run_build(BuildSettings(

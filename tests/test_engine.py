@@ -163,7 +163,12 @@ def test_invalid_replies_give_up_after_the_limit(tmp_path: Path, make_fake: Any)
         asyncio.run(run_all(engine, [verify_request(0)]))
     assert info.value.cause == "invalid_json"
     assert fake.stats()["requests"] == 3
-    assert store.get_response("anything") is None
+    # Nothing unusable is cached (a rerun asks again), but all three replies are paid for.
+    key = engine.resolve(verify_request(0))[3]
+    assert store.get_response(key) is None
+    assert store._query("SELECT COUNT(*) FROM responses") == [(0,)]
+    assert store._query("SELECT cause, COUNT(*) FROM unusable GROUP BY cause") == [
+        ("invalid_json", 3)]
     store.close()
 
 

@@ -135,6 +135,63 @@ def test_report_is_valid_self_contained_html_with_every_chart(report: Path) -> N
     assert text.index(bundle_start) < text.index("</head>")
 
 
+class _Tables(HTMLParser):
+    """The report's own tables, as rows of cell texts; scripts (plotly.js, chart data) and
+    styles are skipped, so nothing is found inside the inlined library."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self.text: list[str] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip -= 1
+        elif tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def own_tables(html: str) -> _Tables:
+    tables = _Tables()
+    tables.feed(html)
+    return tables
+
+
+def cost_rows(html: str) -> dict[str, dict[str, str]]:
+    """The cost table of a report: stage -> column -> cell text."""
+    rows = own_tables(html).rows
+    header = next(r for r in rows if r[:2] == ["stage", "calls (est.)"])
+    start = rows.index(header) + 1
+    table: dict[str, dict[str, str]] = {}
+    for row in rows[start:]:
+        if len(row) != len(header):
+            break
+        table[row[0]] = dict(zip(header, row, strict=True))
+    return table
+
+
 def test_report_shows_samples_settings_licence_and_missing_estimates(
         run_dir: Path, report: Path) -> None:
     text = report.read_text("utf-8")
@@ -149,11 +206,42 @@ def test_report_shows_samples_settings_licence_and_missing_estimates(
         assert f"<code>{drop.item_id}</code>" in text
     for reason in {d.reason for d in dropped}:
         assert reason in text
-    assert "CC BY-ND 4.0" in text and "derivatives" in text
-    assert "fake-finance-1" in text and str(run.stats["seed"]) in text
-    assert ", ".join(run.stats["source"]["splits"]) in text
-    assert "n/a" in text  # this build recorded no cost estimate
-    assert "contamination check was not run" in text
+    tables = own_tables(text)
+    own_text = " ".join(tables.text)
+    assert "CC BY-ND 4.0" in own_text and "derivatives" in own_text
+    # The run details, read from the report's own tables (not from plotly.js, which contains
+    # digits, split-like words and "n/a" of its own).
+    details: dict[str, str] = {}
+    for row in tables.rows:  # the Run table comes before Settings (same keys, build's inputs)
+        if len(row) == 2:
+            details.setdefault(row[0], row[1])
+    assert details["seed"] == str(run.stats["seed"]) == "7"
+    assert details["splits"] == ", ".join(run.stats["source"]["splits"]) == "file"
+    assert ["verify", "fake-finance-1"] in tables.rows
+    assert "contamination check was not run" in own_text
+    # This build recorded an estimate: every stage has one, and the total is priced.
+    costs = cost_rows(text)
+    assert costs and all(row["USD (est.)"].startswith("$") for row in costs.values()), costs
+
+
+def test_report_of_a_build_without_an_estimate_says_n_a(run_dir: Path, tmp_path: Path) -> None:
+    """An older run's stats have no estimate: its columns say n/a, the actuals still show."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report_*.html"))
+    stats_file = next(copy.glob("processing_stats_*.json"))
+    stats = json.loads(stats_file.read_text("utf-8"))
+    stats.pop("estimate")
+    stats.pop("estimate_vs_actual", None)
+    stats_file.write_text(json.dumps(stats, ensure_ascii=False), "utf-8")
+    costs = cost_rows(write_report(copy).read_text("utf-8"))
+    stages = [name for name in costs if name != "total"]
+    assert stages
+    for name in stages:
+        row = costs[name]
+        assert row["calls (est.)"] == row["USD (est.)"] == "n/a", row
+        assert row["USD"].startswith("$") and row["replies"] != "n/a", row
+    assert costs["total"]["USD (est.)"] == "n/a"
+    assert costs["total"]["USD"].startswith("$")
 
 
 def test_funnel_rows_follow_the_stats() -> None:
