@@ -281,7 +281,15 @@ def test_killed_run_resumes_without_resending_succeeded_requests(tmp_path: Path,
     n_saved = len(saved._query("SELECT key FROM responses"))
     saved.close()
     assert 60 <= n_saved < 200
-    before = fake.stats()["requests"]
+    # Requests the killed process had already written may still reach the fake's handlers:
+    # count from when its request total has settled.
+    before, deadline = fake.stats()["requests"], time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = fake.stats()
+        if now["requests"] == before and now["in_flight"] == 0:
+            break
+        before = now["requests"]
 
     finished = subprocess.run(args, capture_output=True, text=True, env=subprocess_env(),
                               timeout=120)
