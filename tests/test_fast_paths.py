@@ -14,7 +14,7 @@ from finmcq.stages.base import _indented_json
 SAMPLES = [
     "가격 우선 원칙\u200b 1,000원 1.5%  (주) 「시장」 \t\n",
     "ＡＢＣ　１２３ abc\x07def\ufeff",
-    "금리가 오르면… 채권 가격은? ‘하락’한다 — 100,000,000 3.14",
+    "금리가 오르면… 채권 가격은? ‘하락’한다 — 100,000,000 3.14 3 ~ 5% 1:2 1,2",
     "\u2028x\u00a0y\u3000z",
     "ᄀ\u1161ᆨ 조합형 NFD 한글, 🙂 <b>&amp;</b>",
     "",
@@ -67,8 +67,8 @@ def test_token_approximation_counts_as_the_loop_did() -> None:
 def _fold_loop(value: str) -> str:
     value = unicodedata.normalize("NFKC", value).casefold().translate(text._MINUS)
     value = text._THOUSANDS.sub("", value)
-    value = text._DECIMAL_POINT.sub(text._KEPT_POINT, value)
-    return "".join(ch for ch in value if text._counts(ch)).replace(text._KEPT_POINT, ".")
+    value = text._BETWEEN_DIGITS.sub(lambda m: text._KEEP[m.group(1)], value)
+    return "".join(ch for ch in value if text._counts(ch)).translate(text._RESTORE)
 
 
 def test_folding_drops_the_same_characters_as_the_loop() -> None:
