@@ -174,6 +174,26 @@ def test_unparseable_answers_are_counted_and_scored_wrong(run_dir: Path, tmp_pat
         assert all(i[variant]["reply"].startswith("정답은") for i in flagged)
 
 
+def test_failed_and_cut_off_replies_are_counted(run_dir: Path, tmp_path: Path) -> None:
+    """A request that fails every try is *failed* and wrong; a cut-off reply is kept, counted."""
+    held = str(heldout_file(run_dir))
+    with FakeLLMServer(FakeConfig(answers=held, accuracy=1.0, seed=4, rate_500=0.25,
+                                  rate_length=0.15)) as server:
+        settings = EvalSettings(model="fake-finance-1", base_url=server.base_url,
+                                concurrency=16, max_retries=1)
+        doc = run_eval(settings, load_eval_set(held), tmp_path / "eval", progress=False).document
+    for variant in ("two_step", "direct"):
+        overall = doc["variants"][variant]["overall"]
+        assert overall["n"] == round(HOLDOUT * QUESTIONS)
+        assert overall["failed"] > 0
+        # The fake knows every key (accuracy 1.0): only failed questions are wrong.
+        assert overall["correct"] == overall["n"] - overall["failed"]
+        failed = [i for i in doc["items"] if i[variant]["failed"]]
+        assert len(failed) == overall["failed"]
+        assert all(i[variant]["reply"] is None and not i[variant]["correct"] for i in failed)
+    assert doc["variants"]["two_step"]["overall"]["truncated"] > 0
+
+
 def test_a_second_eval_with_the_same_out_is_answered_from_the_cache(
         run_dir: Path, tmp_path: Path) -> None:
     first, _ = evaluate(run_dir, str(heldout_file(run_dir)), tmp_path / "eval", accuracy=0.6)

@@ -34,7 +34,8 @@ def eval_document(eval_set: EvalSet, settings: EvalSettings, results: list[ItemR
             "overall": score(o for _, o in pairs).as_dict(),
             "by_topic": {k: v.as_dict() for k, v in breakdown(pairs, lambda i: i.topic).items()},
             "by_difficulty": {k: v.as_dict() for k, v in
-                              breakdown(pairs, lambda i: i.difficulty).items()},
+                              breakdown(pairs, lambda i: i.difficulty,
+                                        ("easy", "medium", "hard")).items()},
         }
     return {
         "finmcq_version": __version__,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,12 +98,16 @@ def score(outcomes: Iterable[Outcome]) -> Score:
     return Score(n=n, correct=correct, unparseable=unparseable, failed=failed, truncated=truncated)
 
 
-def breakdown(pairs: Iterable[tuple[Any, Outcome]],
-              label: Callable[[Any], str | None]) -> dict[str, Score]:
-    """Scores per group; ``label`` names an item's group (``None``: the item is left out)."""
+def breakdown(pairs: Iterable[tuple[Any, Outcome]], label: Callable[[Any], str | None],
+              order: Sequence[str] = ()) -> dict[str, Score]:
+    """Scores per group; ``label`` names an item's group (``None``: the item is left out).
+
+    Groups named in ``order`` come first in that order (easy, medium, hard), the rest sorted.
+    """
     groups: dict[str, list[Outcome]] = {}
     for item, outcome in pairs:
         name = label(item)
         if name is not None:
             groups.setdefault(name, []).append(outcome)
-    return {name: score(outcomes) for name, outcomes in sorted(groups.items())}
+    names = [n for n in order if n in groups] + sorted(set(groups) - set(order))
+    return {name: score(groups[name]) for name in names}
