@@ -264,13 +264,17 @@ def test_the_cli_prints_the_accuracy_and_writes_json_and_html(run_dir: Path,
                                                               tmp_path: Path) -> None:
     import subprocess
 
-    with FakeLLMServer(FakeConfig(answers=str(run_dir), accuracy=0.9)) as server:
+    key = "eval-test-key-0123456789"
+    with FakeLLMServer(FakeConfig(answers=str(run_dir), accuracy=0.9, api_key=key)) as server:
         result = subprocess.run(
             [PYTHON, "-m", "finmcq.cli", "eval", "--model", "fake-finance-1", "--base-url",
              server.base_url, "--set", str(run_dir), "--limit", "30", "--out",
-             str(tmp_path / "ev")], capture_output=True, text=True, env=subprocess_env(),
-            timeout=300)
+             str(tmp_path / "ev"), "--api-key-env", "EVAL_KEY"], capture_output=True,
+            text=True, env=subprocess_env(EVAL_KEY=key), timeout=300)
     assert result.returncode == 0, result.stderr
+    written = [p for p in (tmp_path / "ev").iterdir() if p.is_file()]
+    assert {p.suffix for p in written} >= {".json", ".html", ".log", ".sqlite"}
+    assert not any(key.encode() in p.read_bytes() for p in written)  # the key is never written
     assert re.search(r"two_step\s+accuracy\s+\d+\.\d %", result.stdout)
     assert re.search(r"direct\s+accuracy\s+\d+\.\d %", result.stdout)
     doc = json.loads(next((tmp_path / "ev").glob("eval_*.json")).read_text("utf-8"))

@@ -9,17 +9,20 @@ with Wilson intervals (:mod:`~finmcq.evaluate.scoring`) and write ``eval_{timest
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finmcq.engine.runlog import run_timestamp
+from finmcq.engine.runlog import RedactingFilter, run_timestamp
 from finmcq.errors import ConfigError
 from finmcq.evaluate.report import eval_document, eval_html
 from finmcq.evaluate.runner import VARIANTS, EvalSettings, examine
 from finmcq.evaluate.sets import EvalSet, load_eval_set
 from finmcq.output import atomic_writer, write_json
+
+log = logging.getLogger("finmcq.eval")
 
 __all__ = ["EvalResult", "EvalSettings", "default_out", "load_eval_set", "run_eval"]
 
@@ -29,6 +32,18 @@ class EvalResult:
     json_path: Path
     html_path: Path
     document: dict[str, Any]
+
+
+def _open_log(path: Path) -> logging.Handler:
+    """``eval_{timestamp}.log`` in ``--out``: retries, failures, fatal errors (key masked)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("finmcq")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
 
 
 def default_out(set_spec: str) -> Path:
@@ -54,8 +69,15 @@ def run_eval(settings: EvalSettings, eval_set: EvalSet, out: Path, *,
         raise ConfigError(f"Cannot create the eval folder {out}: {exc.strerror}",
                           fix="Choose another --out") from None
     started = time.monotonic()
-    results, usage = asyncio.run(examine(settings, eval_set.items, out, progress))
     timestamp = run_timestamp()
+    handler = _open_log(out / f"eval_{timestamp}.log")
+    try:
+        log.info("finmcq eval: model %s on %s (%s, %d questions), variants %s", settings.model,
+                 eval_set.name, eval_set.kind, len(eval_set.items), ",".join(settings.variants))
+        results, usage = asyncio.run(examine(settings, eval_set.items, out, progress))
+    finally:
+        logging.getLogger("finmcq").removeHandler(handler)
+        handler.close()
     doc = eval_document(eval_set, settings, results, usage, timestamp,
                         time.monotonic() - started)
     json_path = out / f"eval_{timestamp}.json"
