@@ -18,9 +18,10 @@ import pytest
 
 from finmcq.build import run_build
 from finmcq.config import BuildSettings
-from finmcq.errors import InputError
+from finmcq.errors import ConfigError, InputError
 from finmcq.evaluate import EvalSettings, load_eval_set, run_eval
 from finmcq.evaluate.scoring import parse_letter, wilson_interval
+from finmcq.evaluate.sets import EvalItem, EvalSet
 from finmcq.fake.server import FakeConfig, FakeLLMServer
 from finmcq.holdout import choose_holdout
 from finmcq.rundir import load_run
@@ -249,6 +250,17 @@ def test_kmmlu_itself_is_a_set_with_four_options(tmp_path: Path) -> None:
     overall = doc["variants"]["direct"]["overall"]
     assert overall["ci95"][0] <= 0.5 <= overall["ci95"][1]
     assert sum(s["n"] for s in doc["variants"]["direct"]["by_topic"].values()) == 120
+
+
+@pytest.mark.parametrize("change", [{"concurrency": 0}, {"answer_max_tokens": 0},
+                                    {"temperature": 3.0}, {"variants": ("both",)}])
+def test_bad_settings_are_config_errors_before_any_file(tmp_path: Path,
+                                                         change: dict[str, Any]) -> None:
+    settings = EvalSettings(**{"model": "m", "base_url": "http://127.0.0.1:9/v1", **change})
+    one = EvalSet(name="x", kind="items", items=(EvalItem("q1", "p", "A", ("A", "B")),))
+    with pytest.raises(ConfigError):
+        run_eval(settings, one, tmp_path / "eval", progress=False)
+    assert not (tmp_path / "eval").exists()
 
 
 def test_bad_sets_are_input_errors(tmp_path: Path) -> None:

@@ -61,6 +61,14 @@ def run_eval(settings: EvalSettings, eval_set: EvalSet, out: Path, *,
     if unknown or not settings.variants:
         raise ConfigError(f"unknown eval variant(s) {', '.join(unknown) or '(none)'}",
                           fix=f"Choose from {', '.join(VARIANTS)}")
+    for name, value, low in (("--concurrency", settings.concurrency, 1),
+                             ("--reasoning-max-tokens", settings.reasoning_max_tokens, 1),
+                             ("--answer-max-tokens", settings.answer_max_tokens, 1)):
+        if value < low:
+            raise ConfigError(f"{name} {value} must be at least {low}", fix=f"Give a larger {name}")
+    if not 0.0 <= settings.temperature <= 2.0:
+        raise ConfigError(f"--temperature {settings.temperature} is outside 0-2",
+                          fix="Give a temperature between 0 and 2")
     settings.engine_config().resolve_api_key()  # a missing key fails before anything is written
     out = Path(out)
     try:
