@@ -31,7 +31,6 @@ import pytest
 
 from finmcq.build import run_build
 from finmcq.config import BuildSettings
-from finmcq.evaluate.scoring import wilson_interval
 from finmcq.export import export_run
 from finmcq.fake.server import FakeConfig, FakeLLMServer
 
@@ -89,10 +88,13 @@ def test_generative_task_reports_the_fakes_accuracy(task_dir: tuple[Path, Path],
     scores = results["results"]["finmcq_krx"]
     # Every exported prompt reached the fake as a step-1 question it has the key of.
     assert by_task.get("exam_reason") == QUESTIONS and "exam_reason_unknown" not in by_task
+    right = by_task.get("exam_right_reason", 0)  # reasonings that concluded with the key
     for name in ("strict-match", "flexible-extract"):
         value = scores[f"exact_match,{name}"]
-        low, high = wilson_interval(round(value * QUESTIONS), QUESTIONS)
-        assert low <= ACCURACY <= high, (name, value)
+        assert round(value * QUESTIONS) == right, (name, value, right)  # exactly the fake's
+        # and the fake's set rate: within 3.5 standard errors (1 in 2,000 by chance; the draws
+        # follow the question text, so a 95 % interval would miss 1 set in 20)
+        assert abs(value - ACCURACY) <= 3.5 * (ACCURACY * (1 - ACCURACY) / QUESTIONS) ** 0.5
 
 
 def test_multiple_choice_task_loads_and_asks_seven_letters(task_dir: tuple[Path, Path],

@@ -17,7 +17,9 @@ training pairs' layout (``### 질문: … ### 선택지: … ### 정답:``) as a
   parser must count as unparseable.
 
 The key comes only from the file the user names: the fake never sees finmcq's scoring, and the
-eval never sees the fake's draws; the test compares the two.
+eval never sees the fake's draws; the test compares the two. The fake counts what it answered
+(``/_fake/stats`` ``by_task``: ``exam_right_*`` / ``exam_wrong_*`` per strict letter and per
+reasoning), so an eval's correct count can be checked exactly, not only within an interval.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ _LETTER_ONLY_CUES = ("알파벳 하나", "letter only", "only the letter")
 class ExamReply:
     text: str
     kind: str  # counted in the fake's by_task: exam_reason, exam_letter, exam_unparseable, ...
+    # For a strict letter answer: exam_right_{variant} or exam_wrong_{variant}, also counted, so
+    # a test can hold an eval's correct count against what the fake really answered.
+    graded: str | None = None
 
 
 def _fold(text: str) -> str:
@@ -84,16 +89,18 @@ def exam_reply(answers: str, accuracy: float, unparseable: float, seed: int,
         concluded = _CONCLUSION.findall(reasoning)
         letter = concluded[-1] if concluded else _choose(block, key, letters, accuracy, seed,
                                                          "two_step")
-        return _letter_reply(letter, block, unparseable, seed, "two_step")
+        return _letter_reply(letter, key, block, unparseable, seed, "two_step")
     if direct:
         letter = _choose(block, key, letters, accuracy, seed, "direct")
-        return _letter_reply(letter, block, unparseable, seed, "direct")
+        return _letter_reply(letter, key, block, unparseable, seed, "direct")
     letter = _choose(block, key, letters, accuracy, seed, "two_step")
     others = ", ".join(x for x in letters if x != letter)
     text = (f"[문제 분석]\n질문이 묻는 개념을 확인하고 선택지 {len(letters)}개를 차례로 "
             f"검토합니다.\n\n[정답 도출]\n선택지 {others}는 조건에 맞지 않고, {letter}가 "
             f"조건을 모두 충족합니다.\n\n따라서 정답은 {letter}입니다.")
-    return ExamReply(text, "exam_reason" if key else "exam_reason_unknown")
+    if key is None:
+        return ExamReply(text, "exam_reason_unknown")
+    return ExamReply(text, "exam_reason", f"exam_{'right' if letter == key else 'wrong'}_reason")
 
 
 def _choose(block: str, key: str | None, letters: Sequence[str], accuracy: float, seed: int,
@@ -107,8 +114,9 @@ def _choose(block: str, key: str | None, letters: Sequence[str], accuracy: float
     return wrong[int(_unit(seed, "wrong", variant, block) * len(wrong))]
 
 
-def _letter_reply(letter: str, block: str, unparseable: float, seed: int,
+def _letter_reply(letter: str, key: str | None, block: str, unparseable: float, seed: int,
                   variant: str) -> ExamReply:
     if _unit(seed, "format", variant, block) < unparseable:
         return ExamReply(f"정답은 {letter}입니다.", f"exam_unparseable_{variant}")
-    return ExamReply(letter, f"exam_letter_{variant}")
+    graded = f"exam_{'right' if letter == key else 'wrong'}_{variant}"
+    return ExamReply(letter, f"exam_letter_{variant}", graded)

@@ -329,6 +329,8 @@ async def _chat(request: web.Request, state: FakeState, config: FakeConfig) -> w
     if exam is not None:  # exam mode: a free-text answer to an eval question
         content, usable = exam.text, True
         state.by_task[exam.kind] += 1
+        if exam.graded:
+            state.by_task[exam.graded] += 1
     finish = "stop"
     rates = config.defect_table()
     if fault is None and rates["invalid_json"] and draw(
