@@ -199,3 +199,22 @@ def test_prices_are_dated_and_stale_ones_are_named(caplog: pytest.LogCaptureFixt
     assert table.warn_if_stale(["gpt-5-mini", "fake-finance-1"],
                                today=date(checked.year + 1, checked.month, 1)) == ["gpt-5-mini"]
     assert "more than six months ago" in caplog.text
+
+
+def test_engine_starts_with_the_schema_in_the_prompt_for_anthropic(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from finmcq.engine.client import EngineConfig, LLMEngine
+    from finmcq.engine.store import RunStore
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-placeholder-key")
+    store = RunStore(tmp_path)
+    try:
+        engine = LLMEngine(EngineConfig(base_url=ANTHROPIC, model="claude-sonnet-4-5",
+                                        api_key_env="ANTHROPIC_API_KEY"), store,
+                           PriceTable.load())
+        assert engine._mode == "prompt"  # no response_format, schema in the prompt from the start
+        openai_engine = LLMEngine(EngineConfig(base_url="http://127.0.0.1:9/v1"), store,
+                                  PriceTable.load())
+        assert openai_engine._mode == "json_schema"
+    finally:
+        store.close()

@@ -166,6 +166,8 @@ def test_gpt5_mini_done_when_through_the_cli(tmp_path: Path) -> None:
     assert all(u["reasoning_tokens"] > 0 for u in stats["usage_this_session"].values()
                if u["requests"])
     assert stats["cost_usd"]["total"] > 0  # billed at gpt-5-mini's list price
+    assumed_vs_measured = stats["estimate_vs_actual"]["total"]["reasoning_tokens"]
+    assert assumed_vs_measured["estimate"] > 0 and assumed_vs_measured["actual"] > 0
     log = next(tmp_path.glob("processing_*.log")).read_text("utf-8")
     assert "reasoning" in log
     report = next(tmp_path.glob("report_*.html")).read_text("utf-8")

@@ -607,13 +607,15 @@ def compare(estimate: Estimate, actual_stats: Mapping[str, Any]) -> dict[str, An
     actual = actual_stats.get("usage_all_sessions") or {}
     out: dict[str, Any] = {}
     totals = {"calls": [0.0, 0.0], "prompt_tokens": [0.0, 0.0],
-              "completion_tokens": [0.0, 0.0], "usd": [0.0, 0.0]}
+              "completion_tokens": [0.0, 0.0], "reasoning_tokens": [0.0, 0.0],
+              "usd": [0.0, 0.0]}
     for stage, est in estimate.stages.items():
         row = actual.get(stage) or {}
         pairs = {
             "calls": (est.calls, float(row.get("responses", 0))),
             "prompt_tokens": (est.prompt_tokens, float(row.get("prompt_tokens", 0))),
             "completion_tokens": (est.completion_tokens, float(row.get("completion_tokens", 0))),
+            "reasoning_tokens": (est.reasoning_tokens, float(row.get("reasoning_tokens", 0))),
             "usd": (est.usd or 0.0, float(row.get("cost_usd", 0.0))),
         }
         out[stage] = {k: _pair(e, a) for k, (e, a) in pairs.items()}
