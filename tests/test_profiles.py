@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,11 @@ def test_doctor_and_build_against_each_backend(tmp_path: Path, profile: str, mod
     assert (reasoning > 0) == (profile in ("openai-reasoning", "azure", "gemini"))
     if profile == "anthropic":
         assert "schema in the prompt" in shape.detail
+        db = sqlite3.connect(tmp_path / "run" / "finmcq.sqlite")
+        contents = [row[0] for row in db.execute("SELECT content FROM responses")]
+        db.close()
+        wrapped = [c for c in contents if not c.lstrip().startswith("{")]
+        assert wrapped and len(wrapped) < len(contents)  # fenced or after a sentence, and plain
 
 
 def test_anthropic_without_the_rule_is_caught_by_doctor(tmp_path: Path) -> None:

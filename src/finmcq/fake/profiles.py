@@ -91,12 +91,14 @@ class Profile:
         """Claude's ways of writing the JSON it was asked for in the prompt."""
         if not self.claude_json or schema_name is None:
             return content
-        form = int(digest[4:6], 16) % 3
+        form = int(digest[4:6], 16) % 4
         if form == 0:
             return content
         if form == 1:
             return f"```json\n{content}\n```"
-        return f"다음은 요청하신 형식의 답변입니다.\n\n```json\n{content}\n```"
+        if form == 2:
+            return f"다음은 요청하신 형식의 답변입니다.\n\n```json\n{content}\n```"
+        return f"요청하신 JSON입니다:\n{content}"
 
 
 def _openai_error(message: str, param: str, code: str) -> Rejection:
