@@ -95,6 +95,10 @@ def test_stats_and_card_record_the_month_and_time_sensitive_items(
     card = dataset_card(dated_build["out"])
     assert "## Reference date" in card and "**2025-03**" in card
     assert f"**{len(marked)} of 21**" in card
+    # The answer cues sit next to the letters: the rank counts are the stats' own.
+    assert "## Answer cues" in card and "Negative stems" in card
+    for rank, count in stats["key_length_ranks"]["counts"].items():
+        assert f"| {rank} | {count} |" in card
 
 
 def test_a_rerun_keeps_the_month_and_pays_nothing(dated_build: dict[str, Any]) -> None:
