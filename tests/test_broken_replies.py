@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from finmcq.engine.client import LLMCallFailed, LLMFatalError
-from finmcq.engine.transport import BrokenBody, decode_json_body
+from finmcq.engine.transport import BrokenBody, decode_json_body, retry_after_s
 from finmcq.fake.config import BODY_FAULTS, ENVELOPE_FAULTS
 
 from .conftest import PYTHON, subprocess_env
@@ -110,6 +110,19 @@ def test_broken_bodies_in_a_build_give_the_clean_result(tmp_path: Path, make_fak
 # --------------------------------------------------------------------------------------------
 # Retry-After
 # --------------------------------------------------------------------------------------------
+
+
+def test_retry_after_forms() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    assert retry_after_s({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_s({"retry-after": "600"}) == 600.0
+    in_90_s = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    assert 85 <= (retry_after_s({"retry-after": in_90_s}) or 0) <= 90
+    assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # past
+    assert retry_after_s({"retry-after": "soon"}) is None
+    assert retry_after_s({}) is None
 
 
 def test_long_retry_after_is_shown_and_capped(tmp_path: Path, make_fake: Any) -> None:

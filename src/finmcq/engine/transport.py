@@ -22,11 +22,13 @@ The Batch API (``engine/batch.py``) and ``finmcq doctor`` still use the SDK.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import os
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -98,7 +100,14 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
         try:
             return max(0.0, float(sec))
         except ValueError:
-            return None  # an HTTP date: rare from LLM APIs; the caller's own backoff applies
+            pass
+        try:  # the HTTP-date form ("Wed, 21 Oct 2015 07:28:00 GMT")
+            when = email.utils.parsedate_to_datetime(sec)
+        except (TypeError, ValueError, IndexError):
+            return None  # unreadable: the caller's own backoff applies
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     return None
 
 
