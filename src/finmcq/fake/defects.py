@@ -38,10 +38,7 @@ from typing import Any
 
 from finmcq.fake import cues, pools
 from finmcq.fake.replies import (
-    NEAR_IDENTICAL_RATIO,
     ReplyContext,
-    _fold,
-    _near_any,
     correct_statements,
     generate_for,
     generate_request,
@@ -51,6 +48,7 @@ from finmcq.fake.replies import (
     option_code,
     stem_figures,
 )
+from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, Topic, normalize_text
 
 DRAFT_DEFECTS: tuple[str, ...] = ("also_correct", "wrong_key", "key_leak", "duplicate_options",
@@ -145,12 +143,11 @@ def _also_correct(reply: Reply, ctx: ReplyContext, rank: int | None = None) -> R
     topic = keyword_score(question + " " + correct).topic
     topic = topic if topic in pools.TOPIC_POOLS else Topic.STRATEGY
     figures = stem_figures(question) | {option_code(correct)}
-    taken = [_fold(o) for o in [correct, *distractors]]
+    taken = {fold_text(o) for o in [correct, *distractors]}
     slots = list(range(len(distractors)))
     ctx.rng.shuffle(slots)
     for candidate in correct_statements(truth, topic):
-        if option_code(candidate) in figures or _near_any(_fold(candidate), taken,
-                                                           NEAR_IDENTICAL_RATIO):
+        if option_code(candidate) in figures or fold_text(candidate) in taken:
             continue
         for i in slots:
             changed = [*distractors[:i], candidate, *distractors[i + 1:]]

@@ -26,7 +26,6 @@ on the rest of the prompt, so the fake can reproduce any slot's question statele
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import random
@@ -36,30 +35,12 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from finmcq.fake import cues, pools
+from finmcq.fake import cues, pools, styles
 from finmcq.quality.text import fold_text
 from finmcq.records import LETTERS, MARKET_TOPICS, Difficulty, Topic, normalize_text
 
-try:  # finmcq's own near-identical check uses rapidfuzz; match it when it is installed
-    from rapidfuzz import fuzz as _fuzz
-    from rapidfuzz import process as _process
-
-    def _near_any(key: str, others: list[str], cutoff: float) -> bool:
-        return _process.extractOne(key, others, scorer=_fuzz.ratio, score_cutoff=cutoff) is not None
-
-except ImportError:  # pragma: no cover - rapidfuzz is a finmcq dependency
-
-    def _near_any(key: str, others: list[str], cutoff: float) -> bool:
-        return any(difflib.SequenceMatcher(None, key, o).ratio() * 100 >= cutoff for o in others)
-
-
 Reply = dict[str, Any]
 Builder = Callable[[Mapping[str, Any], "ReplyContext"], Reply]
-
-# finmcq's checks drop an item whose option pair has a rapidfuzz ratio >= 92 (casefolded,
-# normalised); the fake applies the same rule so its drafts pass, and no stricter one, so that
-# source options finmcq would accept are kept.
-NEAR_IDENTICAL_RATIO = 92.0
 
 # Which stage a reply schema name belongs to, for requests without a recognisable task.
 SCHEMA_NAMES: tuple[str, ...] = ("RelevanceJudgment", "McqDraft", "BlindSolve", "SolutionDraft",
@@ -306,28 +287,24 @@ def _finalize_distractors(correct: str, candidates: Iterable[str], figures: set[
                           need: int = 6) -> list[str]:
     """Up to ``need`` distinct, safe distractors taken in order from ``candidates``.
 
-    Safe means: not positional, not (near-)identical to the correct option or to one already
-    taken, and with an :func:`option_code` that neither equals the correct option's nor appears
-    among the stem's 4-digit ``figures`` (else verify could land on it). A candidate whose code
-    collides is adapted with a neutral qualifier instead of being dropped.
+    Safe means: not positional, not the same as the correct option or one already taken after
+    folding (options one number or one word apart are fine: that is how exams build distractors),
+    and with an :func:`option_code` that neither equals the correct option's nor appears among
+    the stem's 4-digit ``figures`` (else verify could land on it). A candidate whose code collides
+    is adapted with a neutral qualifier instead of being dropped.
     """
     forbidden = set(figures) | {option_code(correct)}
     taken: list[str] = []
-    folded = [_fold(correct)]
     bare = {fold_text(correct)}  # finmcq's duplicate test: no spaces or punctuation
     for raw in candidates:
         if len(taken) == need:
             break
         text = normalize_text(raw)
-        if not text or is_positional(text):
-            continue
-        key = text.casefold()
-        if fold_text(text) in bare or _near_any(key, folded, NEAR_IDENTICAL_RATIO):
+        if not text or is_positional(text) or fold_text(text) in bare:
             continue
         for suffix in ("", *pools.ADAPT_SUFFIXES):
             if option_code(text + suffix) not in forbidden:
                 taken.append(text + suffix)
-                folded.append(key)
                 bare.add(fold_text(text + suffix))
                 break
     return taken
@@ -474,7 +451,10 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         topic = rng.choice(MARKET_TOPICS)
     pool = pools.TOPIC_POOLS[topic]
     subtopic = normalize_text(subtopic) or rng.choice(pool.subtopics)
-    negative = rng.random() < 0.35
+    style = styles.pick_style(rng)
+    if style != "statement":
+        return _styled_draft(style, topic, difficulty, slot, attempt, ctx, rank)
+    negative = rng.random() < styles.NEGATIVE_SHARE
     correct = rng.choice(pool.false if negative else pool.true)
     others = list(pool.true if negative else pool.false)
     rng.shuffle(others)
@@ -505,6 +485,43 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         pick("task", pools.TASKS),
         frame,
     ))
+    figures = stem_figures(stem)
+    distractors = _finalize_distractors(correct, candidates, figures)
+    distractors = _fit_lengths(correct, distractors, candidates, figures, rank, rng)
+    return {
+        "question": stem,
+        "correct_option": correct,
+        "distractors": distractors,
+        "difficulty": (difficulty or rng.choice(list(Difficulty))).value,
+    }
+
+
+def _styled_draft(style: str, topic: Topic, difficulty: Difficulty | None, slot: int,
+                  attempt: int, ctx: ReplyContext, rank: int | None) -> Reply:
+    """A calculation (``numeric``) or template (``parallel``) item, see :mod:`fake.styles`.
+
+    The stem keeps the slot-indexed opening, actor, clause, macro and task, so two items from
+    one calculation template still read as different questions.
+    """
+    rng = ctx.rng
+    drafted = (styles.numeric_item if style == "numeric" else styles.parallel_item)(topic, rng)
+    candidates = list(drafted.wrong)
+    correct = cues.lengthen_key(drafted.key, candidates, rank)  # before the stem marks its code
+    s = slot + attempt * _ATTEMPT_STRIDE
+    affine = _slot_affine(ctx.seed)
+
+    def pick(name: str, items: Sequence[str]) -> str:
+        a, b = affine[name]
+        return items[(a * s + b) % len(items)]
+
+    actor = pick("actor", pools.ACTORS)
+    clause = pick("clause", pools.CODE_CLAUSES).format(code=option_code(correct))
+    parts = [f"{pick('opening', pools.OPENINGS)} {actor}{particle(actor, '이', '가')} {clause}.",
+             pick("macro", pools.MACROS).format_map(_Fillers(rng))]
+    if drafted.setting:
+        parts.append(drafted.setting)
+    parts += [pick("task", pools.TASKS), drafted.ask]
+    stem = " ".join(parts)
     figures = stem_figures(stem)
     distractors = _finalize_distractors(correct, candidates, figures)
     distractors = _fit_lengths(correct, distractors, candidates, figures, rank, rng)
@@ -730,13 +747,11 @@ def _replacement(question: str, options: Mapping[str, str], answer: str,
     topic = keyword_score(question + " " + key).topic
     topic = topic if topic in pools.TOPIC_POOLS else Topic.STRATEGY
     figures = stem_figures(question) | {option_code(key)}
-    folded = [_fold(t) for t in taken]
     bare = {fold_text(t) for t in taken}
     candidates = correct_statements(wrong_truth, topic)
     longer_first = sorted(candidates, key=lambda c: len(c) <= len(normalize_text(key)))
     for candidate in longer_first:
-        if (option_code(candidate) in figures or fold_text(candidate) in bare
-                or _near_any(_fold(candidate), folded, NEAR_IDENTICAL_RATIO)):
+        if option_code(candidate) in figures or fold_text(candidate) in bare:
             continue
         return candidate
     return None
