@@ -154,6 +154,18 @@ def _snip(text: str, limit: int = 26) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _distinct_snips(texts: Sequence[str], limit: int = 26) -> list[str]:
+    """A short quote of each text; texts whose short quotes collide (options from one template,
+    or one number apart, share their start) are quoted in full, as a reviewer names what
+    differs."""
+    snips = [_snip(t, limit) for t in texts]
+    seen: dict[str, int] = {}
+    for snip in snips:
+        seen[snip] = seen.get(snip, 0) + 1
+    return [normalize_text(t) if seen[snip] > 1 else snip
+            for t, snip in zip(texts, snips, strict=True)]
+
+
 def _fold(text: str) -> str:
     return normalize_text(text).casefold()
 
@@ -767,6 +779,7 @@ def build_judge(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     key_truth = statement_truth(options.get(answer, ""))
     key_correct = key_truth is None or key_truth == wanted
     taken = list(options.values())
+    snips = dict(zip(options, _distinct_snips(list(options.values())), strict=True))
     reviews = []
     for letter in LETTERS:
         if letter == answer or letter not in options:
@@ -776,7 +789,7 @@ def build_judge(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
         replacement = _replacement(question, options, answer, taken) if defensible else None
         if replacement:
             taken.append(replacement)
-        snip = _snip(options[letter])
+        snip = snips[letter]
         template = ctx.rng.choice(pools.JUDGE_DEFENSIBLE if defensible else pools.JUDGE_WRONG)
         reviews.append({"letter": letter, "defensible": defensible, "replacement": replacement,
                         "why_wrong": template.format(snip=snip, eun=particle(snip, "은", "는"))})
@@ -850,9 +863,8 @@ def build_solve(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
         f"상황과 수치를 먼저 정리한 뒤 일곱 개 선택지를 관련 이론과 하나씩 대조해야 한다."
     )
     reviews = []
-    for letter in LETTERS:
-        text = options.get(letter) or "이 선택지"
-        snip = _snip(text)
+    snips = _distinct_snips([options.get(letter) or "이 선택지" for letter in LETTERS])
+    for letter, snip in zip(LETTERS, snips, strict=True):
         template = rng.choice(pools.REVIEW_RIGHT if letter == answer else pools.REVIEW_WRONG)
         reviews.append({
             "letter": letter,
