@@ -16,6 +16,10 @@ to be true or false (:func:`statement_truth`), so the second-answer judge finds 
 is *also* correct (a true statement in a "which is correct?" stem) and nothing else; the grader
 reads the rendered solution and scores what is actually there.
 
+Generated items come in the styles of :mod:`finmcq.fake.styles` (calculations whose options
+differ mainly in a number, templates with swapped terms, pooled statements with some negative
+stems) at about the rates strong models write them.
+
 The fake follows its prompts where finmcq checks them: a generated or rewritten key is not the
 longest option when a longer distractor can be had, a requested difficulty is honoured.
 

@@ -1,11 +1,12 @@
 """Shape: the deterministic leak and shape checks on a placed item, before any LLM sees it.
 
-Seven non-empty, distinct (after folding) and position-independent options; a stem without the
-key in it or the prompt's layout markers; no key far longer than every distractor; and the key's
-length rank (:mod:`finmcq.quality.length_rank`) within ``tolerance`` of the slot's target, so a
-writer that misses the asked-for lengths by a little still delivers, and only far misses cost a
-new draft (the set is balanced afterwards, see :meth:`finmcq.pipeline.Pipeline`). Each failure is
-counted under its own reason.
+Seven non-empty, distinct (after folding) and position-independent options (options one number
+or one term apart are kept: whether they mean the same is the second-answer judge's question);
+a stem without the key in it or the prompt's layout markers; no key far longer than every
+distractor; and the key's length rank (:mod:`finmcq.quality.length_rank`) within ``tolerance`` of
+the slot's target, so a writer that misses the asked-for lengths by a little still delivers, and
+only far misses cost a new draft (the set is balanced afterwards, see
+:meth:`finmcq.pipeline.Pipeline`). Each failure is counted under its own reason.
 """
 
 from __future__ import annotations
