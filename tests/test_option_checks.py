@@ -63,10 +63,21 @@ CONTENT = [
     "지분 5% 이상 보유자는 모두 보고 의무를 진다",
     "둘 다 하락한다",
 ]
+# Words that can point at options but here are content.
+CONTENT_2 = [
+    "① 현물을 매수하고 ② 선물을 매도해 베이시스 축소에 대비한다",
+    "여러 투자 선택지 중 위험이 가장 낮은 국고채를 고른다",
+    "위탁자에게 다른 선택지가 없으면 반대매매가 집행된다",
+    "모두 오른다",
+    "두 나라 금리가 모두 같다면 선물환율은 현물환율과 같다",
+    "해당 종목은 투자경고 종목에 해당한다",
+    "(가)형 펀드는 환매수수료가 없다",
+]
 
 
-@pytest.mark.parametrize("options", [NUMERIC, DECIMALS, PARALLEL, DIRECTIONS, CONTENT],
-                         ids=["numeric", "decimals", "parallel", "directions", "content"])
+@pytest.mark.parametrize("options", [NUMERIC, DECIMALS, PARALLEL, DIRECTIONS, CONTENT, CONTENT_2],
+                         ids=["numeric", "decimals", "parallel", "directions", "content",
+                              "content-2"])
 def test_exam_style_variants_pass(options: list[str]) -> None:
     assert checks.option_problems(options) is None
     assert checks.item_problems("다음 중 옳은 것은?", options, "C") is None
@@ -104,7 +115,8 @@ def test_case_is_folded() -> None:
 @pytest.mark.parametrize("reference", [
     "위 보기 모두 옳다", "위의 것 모두", "모두 옳다", "모두 해당한다", "이상 모두 해당한다.",
     "둘 다 옳다", "A와 B 모두", "A, C", "B만 옳다", "A, B, D 모두 맞다", "ㄱ, ㄷ", "ㄴ과 ㄹ",
-    "(가), (다)", "②, ④", "정답 없음", "옳은 것이 없다", "해당 없음", "나머지 선택지는 모두 틀리다",
+    "(가), (다)", "②, ④", "①과 ③이 옳다", "ㄴ이 옳다", "정답 없음", "옳은 것이 없다",
+    "해당 없음", "나머지 선택지는 모두 틀리다",
     "보기 가운데 둘 이상이 옳다", "정답은 D이다", "All of the above", "none of the above",
 ])
 def test_options_that_point_at_other_options_are_rejected(reference: str) -> None:
