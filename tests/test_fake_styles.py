@@ -52,10 +52,17 @@ def calibration_path() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "calibration" / "items.jsonl"
 
 
+def with_rank(payload: dict[str, Any], i: int) -> dict[str, Any]:
+    """The key length rank the pipeline asks every generate request for, spread over 1..7."""
+    longer = i % 7
+    return {**payload, "key_length": {"longer_distractors": longer,
+                                      "shorter_distractors": 6 - longer}}
+
+
 @pytest.fixture(scope="module")
 def drafts() -> list[McqDraft]:
     with FakeLLMServer(FakeConfig(seed=11)) as server:
-        bodies = [chat_body(generate_payload(i, topic), McqDraft)
+        bodies = [chat_body(with_rank(generate_payload(i, topic), i), McqDraft)
                   for i in range(40) for topic in MARKET_TOPICS]
         return [reply(r, McqDraft) for r in post_many(server.base_url, bodies)]
 

@@ -469,7 +469,9 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
     subtopic = normalize_text(subtopic) or rng.choice(pool.subtopics)
     style = styles.pick_style(rng)
     if style != "statement":
-        return _styled_draft(style, topic, difficulty, slot, attempt, ctx, rank)
+        styled = _styled_draft(style, topic, difficulty, slot, attempt, ctx, rank)
+        if styled is not None:
+            return styled
     negative = rng.random() < styles.NEGATIVE_SHARE
     correct = rng.choice(pool.false if negative else pool.true)
     others = list(pool.true if negative else pool.false)
@@ -513,16 +515,19 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
 
 
 def _styled_draft(style: str, topic: Topic, difficulty: Difficulty | None, slot: int,
-                  attempt: int, ctx: ReplyContext, rank: int | None) -> Reply:
+                  attempt: int, ctx: ReplyContext, rank: int | None) -> Reply | None:
     """A calculation (``numeric``) or template (``parallel``) item, see :mod:`fake.styles`.
 
     The stem keeps the slot-indexed opening, actor, clause, macro and task, so two items from
-    one calculation template still read as different questions.
+    one calculation template still read as different questions. Their options are close in
+    length, so an asked-for key length rank is met by choosing and spelling out distractors, never
+    by padding a short key (a "7.90% (이론상)" key would be the cue); when the rank cannot be met
+    exactly, None, and the slot gets a statement item instead.
     """
     rng = ctx.rng
     drafted = (styles.numeric_item if style == "numeric" else styles.parallel_item)(topic, rng)
     candidates = list(drafted.wrong)
-    correct = cues.lengthen_key(drafted.key, candidates, rank)  # before the stem marks its code
+    correct = drafted.key
     s = slot + attempt * _ATTEMPT_STRIDE
     affine = _slot_affine(ctx.seed)
 
@@ -541,6 +546,9 @@ def _styled_draft(style: str, topic: Topic, difficulty: Difficulty | None, slot:
     figures = stem_figures(stem)
     distractors = _finalize_distractors(correct, candidates, figures)
     distractors = _fit_lengths(correct, distractors, candidates, figures, rank, rng)
+    if rank is not None and (len(distractors) < 6
+                             or cues.rank_miss(correct, distractors, rank) > 1):
+        return None
     return {
         "question": stem,
         "correct_option": correct,
