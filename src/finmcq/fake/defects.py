@@ -40,12 +40,14 @@ from finmcq.fake import cues, pools
 from finmcq.fake.replies import (
     ReplyContext,
     correct_statements,
+    draft_style,
     generate_for,
     generate_request,
     is_negative_question,
     key_is_longest,
     keyword_score,
     option_code,
+    semantic_context,
     stem_figures,
 )
 from finmcq.quality.text import fold_text
@@ -225,6 +227,10 @@ def _near_duplicate(item: Mapping[str, Any], reply: Reply, ctx: ReplyContext,
     name = topic.value if topic else ""
     if draw(rates, DRAFT_DEFECTS, ctx.seed, ctx.salt, "generate", name, number, 0) is not None:
         return None  # the earlier question is corrupted itself: it may not be delivered
+    if draft_style(semantic_context(ctx, "generate", name, number, 0)) != "statement":
+        # A calculation or template draft depends on the key length rank its own request asked
+        # for (unknown here), so it cannot be rebuilt for copying; statement stems can.
+        return None
     original = generate_for(item, ctx, number, 0)
     sentences = [s for s in _SENTENCE_END.split(original["question"]) if s]
     # The same question, lightly reworded: a connective added, the rest as before.

@@ -467,7 +467,7 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         topic = rng.choice(MARKET_TOPICS)
     pool = pools.TOPIC_POOLS[topic]
     subtopic = normalize_text(subtopic) or rng.choice(pool.subtopics)
-    style = styles.pick_style(rng)
+    style = draft_style(ctx)
     if style != "statement":
         styled = _styled_draft(style, topic, difficulty, slot, attempt, ctx, rank)
         if styled is not None:
@@ -512,6 +512,13 @@ def generate_draft(topic: Topic | None, subtopic: str, difficulty: Difficulty | 
         "distractors": distractors,
         "difficulty": (difficulty or rng.choice(list(Difficulty))).value,
     }
+
+
+def draft_style(ctx: ReplyContext) -> str:
+    """The style a generate reply is drawn in: a function of the request's semantic digest (topic,
+    slot, attempt, sampling settings) alone, so defect mode can tell which earlier slots were
+    statement items without rebuilding them."""
+    return styles.pick_style(random.Random(int(ctx.digest[16:32], 16)))
 
 
 def _styled_draft(style: str, topic: Topic, difficulty: Difficulty | None, slot: int,
