@@ -9,7 +9,7 @@ LLM-written multiple-choice data goes wrong:
 ``key_leak``              the key's text is written into the stem
 ``duplicate_options``     two options are the same up to punctuation or spacing
 ``positional_option``     a distractor like "위의 보기 모두 옳다"
-``near_duplicate``        the question nearly repeats the previous generated slot's question
+``near_duplicate``        the question nearly repeats an earlier generated slot's question
 ``solution_wrong_letter`` the solution concludes with another letter
 ``solution_skips_options``  some option reviews are "생략" / "위와 같다"
 ``invalid_json``          the reply is cut off: not valid JSON
@@ -22,10 +22,11 @@ succeed. A reply gets at most one content defect. The server keeps every corrupt
 (kind, task and a fingerprint of the corrupted text; see :func:`item_fingerprint` and
 :func:`solution_fingerprint`) at ``GET /_fake/defects``.
 
-``near_duplicate`` copies the question of the same topic's previous generated slot
-(finmcq numbers generated slots ``g{topic}{j:06d}``), attempt 0, which the fake can rebuild
-statelessly; it is only applied when that earlier question is itself uncorrupted, so the earlier
-question is the one finmcq delivers and the copy is the later one its duplicate pass drops.
+``near_duplicate`` copies the question of the same topic's nearest earlier generated slot
+(finmcq numbers generated slots ``g{topic}{j:06d}``, up to 8 back), attempt 0, which the fake
+can rebuild statelessly; only an uncorrupted statement-style question is copied (a calculation or
+template draft depends on the key length rank its own request asked for), so the earlier question
+is the one finmcq delivers and the copy is the later one its duplicate pass drops.
 """
 
 from __future__ import annotations
@@ -208,35 +209,40 @@ def _positional_option(reply: Reply, ctx: ReplyContext, rank: int | None = None
     return {**reply, "distractors": distractors}
 
 
-def _partner(item: Mapping[str, Any]) -> tuple[str, int] | None:
-    """The same topic's previous generated slot (id, number), when there is one."""
+def _partners(item: Mapping[str, Any], back: int = 8) -> list[tuple[str, int]]:
+    """The same topic's earlier generated slots (id, number), nearest first."""
     match = _GENERATED_SLOT.match(str(item.get("slot", "")))
-    if not match or int(match.group(2)) == 0:
-        return None
-    slot_id = f"{match.group(1)}{int(match.group(2)) - 1:06d}"
-    return slot_id, int(slot_id[1:])
+    if not match:
+        return []
+    out = []
+    for k in range(1, back + 1):
+        if int(match.group(2)) - k < 0:
+            break
+        slot_id = f"{match.group(1)}{int(match.group(2)) - k:06d}"
+        out.append((slot_id, int(slot_id[1:])))
+    return out
 
 
 def _near_duplicate(item: Mapping[str, Any], reply: Reply, ctx: ReplyContext,
                     rates: Mapping[str, float]) -> tuple[Reply, dict[str, Any]] | None:
-    partner = _partner(item)
     topic, _slot, attempt = generate_request(item)
-    if partner is None or attempt != 0:
+    if attempt != 0:
         return None
-    slot_id, number = partner
     name = topic.value if topic else ""
-    if draw(rates, DRAFT_DEFECTS, ctx.seed, ctx.salt, "generate", name, number, 0) is not None:
-        return None  # the earlier question is corrupted itself: it may not be delivered
-    if draft_style(semantic_context(ctx, "generate", name, number, 0)) != "statement":
-        # A calculation or template draft depends on the key length rank its own request asked
-        # for (unknown here), so it cannot be rebuilt for copying; statement stems can.
-        return None
-    original = generate_for(item, ctx, number, 0)
-    sentences = [s for s in _SENTENCE_END.split(original["question"]) if s]
-    # The same question, lightly reworded: a connective added, the rest as before.
-    stem = " ".join([sentences[0], "한편", *sentences[1:]])
-    copy = {**original, "question": stem, "difficulty": reply["difficulty"]}
-    return copy, {"copies_slot": slot_id, "copies_attempt": 0}
+    for slot_id, number in _partners(item):
+        if draw(rates, DRAFT_DEFECTS, ctx.seed, ctx.salt, "generate", name, number, 0) is not None:
+            continue  # the earlier question is corrupted itself: it may not be delivered
+        if draft_style(semantic_context(ctx, "generate", name, number, 0)) != "statement":
+            # A calculation or template draft depends on the key length rank its own request
+            # asked for (unknown here), so it cannot be rebuilt for copying; statements can.
+            continue
+        original = generate_for(item, ctx, number, 0)
+        sentences = [s for s in _SENTENCE_END.split(original["question"]) if s]
+        # The same question, lightly reworded: a connective added, the rest as before.
+        stem = " ".join([sentences[0], "한편", *sentences[1:]])
+        copy = {**original, "question": stem, "difficulty": reply["difficulty"]}
+        return copy, {"copies_slot": slot_id, "copies_attempt": 0}
+    return None
 
 
 _DRAFT_CORRUPTORS = {
