@@ -295,7 +295,7 @@ def test_a_writer_biased_to_one_rank_is_rebalanced_at_the_set_level(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every slot asks for rank 2 (what a writer that always makes the key the second-longest
     delivers); the set-level balancing then redrafts the excess for the other ranks."""
-    import finmcq.pipeline as pipeline
+    import finmcq.pipeline.plan as pipeline
     from finmcq.balance import balance_bounds
     from finmcq.fake.server import FakeConfig, FakeLLMServer
 
