@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,10 @@ from typing import Any
 
 from finmcq.config import BuildSettings
 from finmcq.engine.cost import PriceTable
-from finmcq.engine.store import STORE_FILENAME, RunStore
+from finmcq.engine.store import RunStore
 from finmcq.estimate_reasoning import (
     ReasoningPlan,
+    query_run_dir,
     reasoning_from_run_dir,
     reasoning_from_store,
 )
@@ -523,20 +523,12 @@ def measured_from_run_dir(run_dir: Path) -> dict[str, float]:
 
     Opens SQLite read-only and without the run lock, so it works while a build is running.
     """
-    path = Path(run_dir) / STORE_FILENAME
-    if not path.exists():
-        return {}
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT stage, COUNT(*), SUM(completion_tokens) FROM responses "
-                              "GROUP BY stage").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
+    found = query_run_dir(run_dir, "SELECT stage, COUNT(*), SUM(completion_tokens) "
+                                   "FROM responses GROUP BY stage")
+    if found is None:
         return {}
     return measured_reply_tokens({stage: {"responses": n, "completion_tokens": ct or 0}
-                                  for stage, n, ct in rows})
+                                  for stage, n, ct in found[0]})
 
 
 def rates_from_stats(stats: Mapping[str, Any], base: Assumptions) -> Assumptions:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from finmcq.config import BuildSettings
 from finmcq.engine.capabilities import CapabilityTable
@@ -77,20 +78,27 @@ def reasoning_from_store(store: RunStore) -> dict[str, float]:
                               store.reasoning_by_stage())
 
 
-def reasoning_from_run_dir(run_dir: Path) -> dict[str, float]:
-    """Like :func:`reasoning_from_store`, read-only and without the run lock."""
+def query_run_dir(run_dir: Path, *queries: str) -> list[list[tuple[Any, ...]]] | None:
+    """Run ``queries`` on a run directory's store, read-only and without the run lock (so it
+    works while a build runs); None when there is no store or it lacks a table queried."""
     path = Path(run_dir) / STORE_FILENAME
     if not path.exists():
-        return {}
+        return None
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            responses = dict(db.execute(
-                "SELECT stage, COUNT(*) FROM responses GROUP BY stage").fetchall())
-            reasoning = dict(db.execute(
-                "SELECT stage, SUM(reasoning_tokens) FROM reasoning GROUP BY stage").fetchall())
+            return [db.execute(query).fetchall() for query in queries]
         finally:
             db.close()
-    except sqlite3.Error:  # no store yet, or one from before reasoning was recorded
+    except sqlite3.Error:  # no store yet, or one from before a table was recorded
+        return None
+
+
+def reasoning_from_run_dir(run_dir: Path) -> dict[str, float]:
+    """Like :func:`reasoning_from_store`, read-only and without the run lock."""
+    rows = query_run_dir(run_dir, "SELECT stage, COUNT(*) FROM responses GROUP BY stage",
+                         "SELECT stage, SUM(reasoning_tokens) FROM reasoning GROUP BY stage")
+    if rows is None:
         return {}
-    return measured_reasoning(responses, reasoning)
+    responses, reasoning = rows
+    return measured_reasoning(dict(responses), dict(reasoning))

@@ -40,12 +40,12 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def open_run_log(run_dir: Path, timestamp: str) -> logging.Handler:
-    """Attach a file handler for ``processing_{timestamp}.log`` to the ``finmcq`` logger.
+def open_log_file(path: Path) -> logging.Handler:
+    """Attach a file handler writing to ``path`` to the ``finmcq`` logger, secrets masked.
 
-    The caller removes it with :func:`close_run_log` when the run ends.
+    The caller removes it with :func:`close_run_log` when its work ends.
     """
-    handler = logging.FileHandler(run_dir / f"processing_{timestamp}.log", encoding="utf-8")
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
@@ -55,6 +55,11 @@ def open_run_log(run_dir: Path, timestamp: str) -> logging.Handler:
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     return handler
+
+
+def open_run_log(run_dir: Path, timestamp: str) -> logging.Handler:
+    """The build's ``processing_{timestamp}.log`` (see :func:`open_log_file`)."""
+    return open_log_file(run_dir / f"processing_{timestamp}.log")
 
 
 def close_run_log(handler: logging.Handler) -> None:

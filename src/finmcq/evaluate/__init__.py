@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finmcq.engine.runlog import RedactingFilter, run_timestamp
+from finmcq.engine.runlog import close_run_log, open_log_file, run_timestamp
 from finmcq.errors import ConfigError
 from finmcq.evaluate.report import eval_document, eval_html
 from finmcq.evaluate.runner import VARIANTS, EvalSettings, examine
@@ -32,18 +32,6 @@ class EvalResult:
     json_path: Path
     html_path: Path
     document: dict[str, Any]
-
-
-def _open_log(path: Path) -> logging.Handler:
-    """``eval_{timestamp}.log`` in ``--out``: retries, failures, fatal errors (key masked)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    handler.addFilter(RedactingFilter())
-    logger = logging.getLogger("finmcq")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    return handler
 
 
 def default_out(set_spec: str) -> Path:
@@ -78,14 +66,13 @@ def run_eval(settings: EvalSettings, eval_set: EvalSet, out: Path, *,
                           fix="Choose another --out") from None
     started = time.monotonic()
     timestamp = run_timestamp()
-    handler = _open_log(out / f"eval_{timestamp}.log")
+    handler = open_log_file(out / f"eval_{timestamp}.log")
     try:
         log.info("finmcq eval: model %s on %s (%s, %d questions), variants %s", settings.model,
                  eval_set.name, eval_set.kind, len(eval_set.items), ",".join(settings.variants))
         results, usage = asyncio.run(examine(settings, eval_set.items, out, progress))
     finally:
-        logging.getLogger("finmcq").removeHandler(handler)
-        handler.close()
+        close_run_log(handler)
     doc = eval_document(eval_set, settings, results, usage, timestamp,
                         time.monotonic() - started)
     json_path = out / f"eval_{timestamp}.json"
