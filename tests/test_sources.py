@@ -501,6 +501,18 @@ def test_folder_loads_through_datasets(mirror: Path) -> None:
 
 
 @reliability
+def test_folder_provenance_names_the_folder_as_given_on_every_load(
+        mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The loaded-source cache is keyed on the folder's content; provenance must still record
+    # the spelling of *this* load, not the one that filled the cache.
+    absolute = load_source(mirror, subjects=["Finance"])
+    monkeypatch.chdir(mirror.parent)
+    relative = load_source("mirror", subjects=["Finance"])
+    assert {q.provenance.dataset for q in absolute} == {str(mirror)}
+    assert {q.provenance.dataset for q in relative} == {"mirror"}
+    assert [q.uid for q in relative] == [q.uid for q in absolute]
+
+
 def test_folder_bad_row_names_data_file_and_line(mirror: Path) -> None:
     csv_file(mirror / "data", row(1), row(2), row(3, "B"), name="Finance-train.csv")
     message = error_text(mirror, subjects=["Finance"], splits=["train"])

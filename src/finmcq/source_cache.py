@@ -72,7 +72,9 @@ def folder_key(folder: Path, subjects: Sequence[str] | None, splits: Sequence[st
                 files.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
     except OSError:
         return None
+    # The folder as the user spelled it is in the key too: provenance records that spelling.
     described = json.dumps({"format": FORMAT, "version": __version__, "folder": str(root),
+                            "spelled": str(folder),
                             "subjects": list(subjects) if subjects is not None else None,
                             "splits": list(splits) if splits is not None else None,
                             "deduplicate": deduplicate, "files": files})
