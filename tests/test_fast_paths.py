@@ -9,6 +9,7 @@ from typing import Any
 
 from finmcq.estimate import TokenProfile, approx_tokens
 from finmcq.quality import text
+from finmcq.records import Topic
 from finmcq.stages.base import _indented_json
 
 SAMPLES = [
@@ -24,11 +25,11 @@ SAMPLES = [
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
     kind = rng.randrange(7 if depth < 4 else 4)
     if kind == 0:
-        return rng.choice(SAMPLES) + rng.choice(['"', "\\", "\n", "<입력>"])
+        return rng.choice(SAMPLES) + rng.choice(['"', "\\", "\n", "<입력>", "\x01", "\u2028"])
     if kind == 1:
         return rng.choice([0, -3, 1.5, 1e21, None, True, False])
     if kind == 2:
-        return rng.choice(["", "A", "선택지 B"])
+        return rng.choice(["", "A", "선택지 B", Topic.OTHER])  # a StrEnum too
     if kind == 3:
         return []
     if kind == 4:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -51,6 +52,7 @@ class Difficulty(StrEnum):
     HARD = "hard"
 
 
+@lru_cache(maxsize=65536)  # a build asks for the same options and stems dozens of times each
 def normalize_text(text: str) -> str:
     """NFC-normalise and collapse whitespace: the form every comparison in finmcq uses."""
     return " ".join(unicodedata.normalize("NFC", text).split())
