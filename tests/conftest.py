@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +72,14 @@ STEP1 = re.compile(
     + "".join(rf"{letter}\. (?P<{letter}>[^\n]+)\n" for letter in LETTERS)
     + r"### 정답:\Z"
 )
+
+
+def chromium_or_skip(what: str) -> str:
+    """Debian's Chromium for a browser test: skipped locally without it, a failure in CI."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None and os.environ.get("CI"):
+        pytest.fail(f"CI must run the {what}: .ci/run installs Debian's `chromium`")
+    if path is None:
+        pytest.skip("headless Chromium is not installed (CI installs Debian's `chromium`; "
+                    "locally: apt-get install -y chromium fonts-noto-cjk)")
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,10 +34,9 @@ from finmcq.report import (
 )
 from finmcq.rundir import DroppedItem, find_run, load_run
 
-from .conftest import REPO
+from .conftest import REPO, chromium_or_skip
 
 ARTIFACTS = REPO / ".artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -419,14 +417,10 @@ class _DevTools:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[_DevTools]:
-    if CHROMIUM is None and os.environ.get("CI"):
-        pytest.fail("CI must run the browser check: .ci/run installs Debian's `chromium`")
-    if CHROMIUM is None:
-        pytest.skip("headless Chromium is not installed (CI installs Debian's `chromium`; "
-                    "locally: apt-get install -y chromium fonts-noto-cjk)")
+    chromium = chromium_or_skip("browser check")
     pytest.importorskip("websocket", reason="websocket-client is a test dependency")
     with tempfile.TemporaryDirectory(prefix="finmcq-chromium-") as profile:
-        devtools = _DevTools(CHROMIUM, Path(profile))
+        devtools = _DevTools(chromium, Path(profile))
         try:
             yield devtools
         finally:

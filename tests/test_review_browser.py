@@ -7,8 +7,6 @@ file, then see the rejection on the dropped tab of the new build.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,25 +19,20 @@ from finmcq.fake.server import FakeConfig, FakeLLMServer
 from finmcq.records import LETTERS
 from finmcq.review.decisions import slot_of
 
-from .conftest import PYTHON, REPO, STEP1, subprocess_env
+from .conftest import PYTHON, REPO, STEP1, chromium_or_skip, subprocess_env
 from .review_server import QUESTIONS, build_run, items_of, pairs_of, serving, stats_of
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = REPO / ".artifacts"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if CHROMIUM is None and os.environ.get("CI"):
-        pytest.fail("CI must run the browser test: .ci/run installs Debian's `chromium`")
-    if CHROMIUM is None:
-        pytest.skip("headless Chromium is not installed (CI installs Debian's `chromium`; "
-                    "locally: apt-get install -y chromium fonts-noto-cjk)")
+    chromium = chromium_or_skip("browser test")
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="playwright is a test dependency")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
+            executable_path=chromium, headless=True,
             args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-extensions",
                   "--no-first-run", "--disable-sync"])
