@@ -230,6 +230,46 @@ def test_extra_benchmark_files_in_any_common_shape(tmp_path: Path) -> None:
     assert hit is not None and hit.benchmark == "krx.jsonl"
 
 
+def _lookups(index: ContaminationIndex) -> list[object]:
+    texts = [b.text for b in BENCH] + [b.stem for b in BENCH] + [item_text(STEM, OPTIONS)]
+    return [index.check(t) for t in texts]
+
+
+def test_benchmark_hashes_are_cached_by_content(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINMCQ_CACHE_DIR", str(tmp_path))
+    cold = ContaminationIndex(threshold=0.5)
+    assert cold.add(BENCH) == 2
+    entries = list((tmp_path / "contamination").glob("*.npz"))
+    assert len(entries) == 1
+    import finmcq.quality.contamination as contamination
+
+    def no_hashing(*_args: object) -> None:
+        raise AssertionError("a cached batch was hashed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(contamination, "_hash_batch", no_hashing)
+        warm = ContaminationIndex(threshold=0.5)
+        assert warm.add(BENCH) == 2
+    assert _lookups(warm) == _lookups(cold) and any(_lookups(cold))
+    # The entry is what the warm index read: damaging it makes the next index hash afresh
+    # (same answers) and rewrite it.
+    entries[0].write_bytes(b"not an npz file")
+    again = ContaminationIndex(threshold=0.5)
+    assert again.add(BENCH) == 2 and _lookups(again) == _lookups(cold)
+    assert entries[0].read_bytes()[:2] == b"PK"
+    # A changed question is a new key: its own entry, and the change is seen.
+    changed = [*BENCH[:-1], bench("KRX-sample", "krx/4", "선물과 옵션의 손익 구조 차이에 대해 "
+                                   "가장 적절한 설명은?", ["가", "나", "다", "라"])]
+    other = ContaminationIndex(threshold=0.5)
+    assert other.add(changed) == 3
+    assert len(list((tmp_path / "contamination").glob("*.npz"))) == 2
+    # With the cache off nothing is written and the index still works.
+    monkeypatch.setenv("FINMCQ_CACHE_DIR", "off")
+    off = ContaminationIndex(threshold=0.5)
+    assert off.add(BENCH) == 2 and _lookups(off) == _lookups(cold)
+
+
 @pytest.mark.skipif(not SHARED_KMMLU.is_dir(), reason="../shared/kmmlu not present")
 def test_kmmlu_test_splits_of_finance_subjects_are_loaded_from_the_source() -> None:
     from finmcq.sources import load_source

@@ -37,15 +37,20 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def cache_root() -> Path | None:
-    """Where entries live, or None when the cache is off."""
+def cache_root(kind: str = "sources") -> Path | None:
+    """Where entries of ``kind`` live, or None when the cache is off.
+
+    Source entries sit in the cache folder itself; other kinds (the contamination index's
+    shingle hashes) in a subfolder of it named after the kind.
+    """
     configured = os.environ.get("FINMCQ_CACHE_DIR")
     if configured is not None:
         if configured.strip().lower() in ("", "off", "0", "none"):
             return None
-        return Path(configured).expanduser()
+        root = Path(configured).expanduser()
+        return root if kind == "sources" else root / kind
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "finmcq" / "sources"
+    return Path(base) / "finmcq" / kind
 
 
 def _code_digest() -> bytes:

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from finmcq.errors import InputError
+from finmcq.quality import hashes_cache
 from finmcq.quality.text import DEFAULT_NGRAM, shingle_hashes
 
 log = logging.getLogger("finmcq.quality.contamination")
@@ -87,27 +88,29 @@ class ContaminationIndex:
         return self._questions
 
     def add(self, questions: Iterable[BenchmarkQuestion]) -> int:
-        """Index ``questions`` (too-short ones are skipped); returns how many were indexed."""
-        added = 0
-        for q in questions:
-            whole = shingle_hashes(q.text, self.ngram)
-            if whole.size < MIN_SHINGLES:
-                continue
-            self._add_doc(q, whole)
-            stem = shingle_hashes(q.stem, self.ngram) if q.stem else whole
-            if stem.size >= MIN_STEM_SHINGLES and stem.size < whole.size:
-                self._add_doc(q, stem)
-            added += 1
+        """Index ``questions`` (too-short ones are skipped); returns how many were indexed.
+
+        Hashing ~2,600 KMMLU test questions costs ~0.7 s of CPU per build, and their hashes
+        depend only on their texts and the hashing code, so they are kept in the cache folder
+        (``hashes_cache``) and read back in milliseconds by the next build.
+        """
+        batch = list(questions)
+        hashed = hashes_cache.load(batch, self.ngram)
+        if hashed is None:
+            hashed = _hash_batch(batch, self.ngram)
+            hashes_cache.save(batch, self.ngram, hashed)
+        hashes, lengths, owners = hashed
+        first = len(self._refs)
+        self._refs.extend((batch[i].benchmark, batch[i].ref) for i in owners.tolist())
+        self._sizes.extend(lengths.tolist())
+        if hashes.size:
+            self._hash_parts.append(hashes)
+            self._doc_parts.append(np.repeat(np.arange(first, first + lengths.size,
+                                                       dtype=np.int32), lengths))
+        added = len(set(owners.tolist()))
         self._questions += added
         self._dirty = self._dirty or added > 0
         return added
-
-    def _add_doc(self, q: BenchmarkQuestion, hashes: npt.NDArray[np.uint64]) -> None:
-        doc = len(self._refs)
-        self._refs.append((q.benchmark, q.ref))
-        self._sizes.append(int(hashes.size))
-        self._hash_parts.append(hashes)
-        self._doc_parts.append(np.full(hashes.size, doc, dtype=np.int32))
 
     def _freeze(self) -> None:
         if not self._dirty:
@@ -150,6 +153,30 @@ class ContaminationIndex:
             "questions": len(self),
             "notes": self.notes,
         }
+
+
+def _hash_batch(batch: Sequence[BenchmarkQuestion], ngram: int) -> hashes_cache.Hashed:
+    """The indexed documents of ``batch``: every question with its options, and its stem alone
+    when the stem is specific enough and differs; too-short questions are skipped.
+
+    Returns the documents' sorted shingle hashes end to end, each document's count, and the
+    index in ``batch`` of the question each document belongs to.
+    """
+    parts: list[npt.NDArray[np.uint64]] = []
+    owners: list[int] = []
+    for i, q in enumerate(batch):
+        whole = shingle_hashes(q.text, ngram)
+        if whole.size < MIN_SHINGLES:
+            continue
+        parts.append(whole)
+        owners.append(i)
+        stem = shingle_hashes(q.stem, ngram) if q.stem else whole
+        if stem.size >= MIN_STEM_SHINGLES and stem.size < whole.size:
+            parts.append(stem)
+            owners.append(i)
+    hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+    lengths = np.asarray([p.size for p in parts], dtype=np.int64)
+    return hashes, lengths, np.asarray(owners, dtype=np.int64)
 
 
 def item_text(question: str, options: Sequence[str]) -> str:
