@@ -85,13 +85,12 @@ def _fold_loop(value: str) -> str:
             i += step
         return value[i] if 0 <= i < len(value) else ""
 
-    out = []
-    for i, ch in enumerate(value):
+    def kept(i: int, ch: str) -> bool:
         if ch in ".~:," and neighbour(i - 1, -1).isdigit() and neighbour(i + 1, 1).isdigit():
-            out.append(ch)
-        elif not (ch.isspace() or ch in _SOFT or unicodedata.category(ch)[0] == "C"):
-            out.append(ch)
-    return "".join(out)
+            return True
+        return not (ch.isspace() or ch in _SOFT or unicodedata.category(ch)[0] == "C")
+
+    return "".join(ch for i, ch in enumerate(value) if kept(i, ch))
 
 
 def test_folding_drops_the_same_characters_as_the_loop() -> None:

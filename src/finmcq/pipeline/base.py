@@ -126,9 +126,8 @@ class PipelineBase:
         )
 
     async def _prepare_contamination(self) -> None:
-        # Both load in a thread while the first requests are in flight (issue 12: they cost
+        # The index loads in a thread while the first requests are in flight (issue 12: it cost
         # seconds before the first request when done up front).
-        await asyncio.to_thread(self.finder.prepare)
         if self.contamination is None:
             index = await asyncio.to_thread(self._load_benchmarks)
             self.contamination = ContaminationStage(index, drop=self.settings.drop_contaminated)

@@ -81,6 +81,9 @@ class ContaminationIndex:
         self._doc_parts: list[npt.NDArray[np.int32]] = []
         self._hashes: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
         self._docs: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._distinct: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._starts: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self._size_array: npt.NDArray[np.float64] = np.zeros(0, dtype=np.float64)
         self._dirty = False
         self._questions = 0
 
@@ -120,6 +123,12 @@ class ContaminationIndex:
         order = np.argsort(hashes, kind="stable")
         self._hashes, self._docs = hashes[order], docs[order]
         self._hash_parts, self._doc_parts = [], []
+        # Postings by distinct hash: _docs[_starts[i]:_starts[i + 1]] share hash _distinct[i].
+        first = np.ones(len(self._hashes), dtype=bool)
+        np.not_equal(self._hashes[1:], self._hashes[:-1], out=first[1:])
+        self._distinct = self._hashes[first]
+        self._starts = np.append(np.flatnonzero(first), len(self._hashes))
+        self._size_array = np.asarray(self._sizes, dtype=np.float64)
         self._dirty = False
 
     def check(self, text: str) -> ContaminationHit | None:
@@ -128,16 +137,20 @@ class ContaminationIndex:
             return None
         self._freeze()
         query = shingle_hashes(text, self.ngram)
-        left = np.searchsorted(self._hashes, query, side="left")
-        right = np.searchsorted(self._hashes, query, side="right")
-        lengths = right - left
-        if not lengths.any():
+        distinct = self._distinct
+        at = np.searchsorted(distinct, query)
+        inside = at < len(distinct)
+        at = at[inside]
+        at = at[distinct[at] == query[inside]]  # the query's shingles some benchmark has
+        if not at.size:
             return None
+        left = self._starts[at]
+        lengths = self._starts[at + 1] - left
         # Every posting of every shared shingle: start offsets repeated, plus a running index.
         starts = np.repeat(left, lengths)
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         shared = np.bincount(self._docs[starts + offsets], minlength=len(self._refs))
-        overlap = shared / np.asarray(self._sizes, dtype=np.float64)
+        overlap = shared / self._size_array
         best = int(np.argmax(overlap))  # ties: the first indexed, so the result is stable
         if overlap[best] < self.threshold:
             return None

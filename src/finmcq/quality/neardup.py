@@ -1,14 +1,17 @@
 """Near-duplicate detection among the questions of a run, deterministic in the given order.
 
-Each text gets a MinHash signature (datasketch's permutations) of its character n-gram shingles
-(:mod:`finmcq.quality.text`). The signature is cut into bands; texts that agree on a whole band
-are *candidates* (locality-sensitive hashing), and every candidate pair is confirmed by the exact
-Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at, never the
-verdict. Only a signature is kept per text (band keys, ``bands × 8`` bytes, plus a digest of
-the folded text for exact duplicates); texts are read back only for candidate pairs, through a
-callback, with their shingle sets in a small LRU keyed by index. Candidates come from
-sorting each band column, per text only the nearest few per band and, of those, the few sharing
-the most bands, so time and memory stay linear even for 100,000 templated questions.
+Each text gets a MinHash signature of its character n-gram shingles (:mod:`finmcq.quality.text`):
+per permutation ``i``, the least ``(a_i * h + b_i) mod 2**64`` over the shingles' 64-bit hashes
+``h``, top 32 bits kept (multiply-add-shift, a universal family needing no modulo by a prime), all
+shingles and permutations at once in numpy. The signature is cut into bands; texts that agree
+on a whole band are *candidates* (locality-sensitive hashing), and every candidate pair is
+confirmed by the exact Jaccard similarity of the shingle sets, so LSH only decides which pairs
+are looked at, never the verdict. Only a signature is kept per text (band keys, ``bands × 8``
+bytes, plus a digest of the folded text for exact duplicates); texts are read back only for
+candidate pairs, through a callback, with their shingle sets in a small LRU keyed by index.
+Candidates come from sorting each band column, per text only the nearest few per band and, of
+those, the few sharing the most bands, so time and memory stay linear even for 100,000
+templated questions.
 
 :meth:`NearDuplicateFinder.find` walks the texts in order: a text that duplicates an earlier
 text that was itself kept is a duplicate; the first of a group always survives. The result is a
@@ -39,8 +42,9 @@ CANDIDATES_PER_TEXT = 4
 DIGEST_BYTES = 16
 # Shingle sets kept while confirming candidates: enough for the texts near the current one.
 SHINGLE_CACHE = 1024
-_MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch's MinHash constants
-_MAX_HASH = np.uint64((1 << 32) - 1)
+# The permutations' parameters come from this seed: signatures are the same in every run.
+PERMUTATION_SEED = 1
+_EMPTY = np.uint64((1 << 32) - 1)  # the signature value of a text with no shingles
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,11 @@ class NearDuplicateFinder:
         self.num_perm = num_perm
         self.rows = lsh_rows(threshold, num_perm)
         self.bands = num_perm // self.rows
-        # datasketch's permutations (a, b), taken by prepare() on first use
-        self._minhash: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None = None
+        # Multipliers (odd) and offsets of the permutations; see the module docstring.
+        rng = np.random.default_rng(PERMUTATION_SEED)
+        self._multipliers = rng.integers(0, 1 << 63, num_perm, dtype=np.uint64) * np.uint64(2) \
+            + np.uint64(1)
+        self._offsets = rng.integers(0, 1 << 63, num_perm, dtype=np.uint64) * np.uint64(2)
         # Band keys mix the rows of a band with these odd multipliers (wrapping uint64).
         with np.errstate(over="ignore"):
             self._mix = (np.arange(1, self.rows + 1, dtype=np.uint64)
@@ -112,32 +119,17 @@ class NearDuplicateFinder:
         """Bytes per :meth:`signature`."""
         return self.bands * 8 + DIGEST_BYTES
 
-    def prepare(self) -> None:
-        """Import datasketch (it pulls in scipy: ~1 s) and take its permutations, once.
-
-        The build calls it in a thread at the start, next to the first requests, so neither the
-        start nor the first delivery waits for it.
-        """
-        if self._minhash is not None:
-            return
-        from datasketch import MinHash
-
-        a, b = MinHash(num_perm=self.num_perm, seed=1).permutations
-        self._minhash = (np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
-
     def band_keys(self, text: str) -> bytes:
         """The LSH band keys of ``text`` (``bands`` uint64 values)."""
-        self.prepare()
-        assert self._minhash is not None
-        a, b = self._minhash
-        # datasketch's MinHash.update_batch, on all shingles at once: its per-shingle SHA-1 in
-        # Python cost ~1 ms per text; the shingle hashes here are computed with numpy.
-        hv = shingle_hashes(text, self.ngram) & _MAX_HASH
+        hv = shingle_hashes(text, self.ngram)
         if len(hv):
-            with np.errstate(over="ignore"):  # wrapping as in datasketch
-                values = (((np.outer(hv, a) + b) % _MERSENNE_PRIME) & _MAX_HASH).min(axis=0)
+            with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point
+                products = np.multiply.outer(hv, self._multipliers)
+                products += self._offsets
+            # The shift is monotonic: the least shifted value is the least value, shifted.
+            values = products.min(axis=0) >> np.uint64(32)
         else:
-            values = np.full(self.num_perm, _MAX_HASH, dtype=np.uint64)
+            values = np.full(self.num_perm, _EMPTY, dtype=np.uint64)
         values = values[: self.bands * self.rows]
         with np.errstate(over="ignore"):  # wrapping multiplication is the point
             keys = (values.reshape(self.bands, self.rows) * self._mix).sum(axis=1,

@@ -95,15 +95,24 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> npt.NDArray[np.uint64]:
     if not folded:
         return np.zeros(0, dtype=np.uint64)
     points = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    windows = (points[None, :] if len(points) <= n
-               else np.lib.stride_tricks.sliding_window_view(points, n))
+    width = min(n, len(points))  # a text shorter than n is one shingle
+    count = len(points) - width + 1
+    one = np.uint64(1)
     with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point
-        h = np.full(len(windows), np.uint64(windows.shape[1]), dtype=np.uint64)
-        for column in range(windows.shape[1]):
-            h = h * _MULT + windows[:, column] + np.uint64(1)
+        # The polynomial over every window at once: one slice of the code points per position.
+        h = np.uint64(width) * _MULT + points[:count] + one
+        for column in range(1, width):
+            h *= _MULT
+            h += points[column:column + count]
+            h += one
         h ^= h >> np.uint64(30)
         h *= _MIX1
         h ^= h >> np.uint64(27)
         h *= _MIX2
         h ^= h >> np.uint64(31)
-    return np.unique(h)
+    # Sorted and unique (np.unique does the same with ~4x the overhead at this size).
+    h.sort()
+    distinct = np.empty(len(h), dtype=bool)
+    distinct[0] = True
+    np.not_equal(h[1:], h[:-1], out=distinct[1:])
+    return h[distinct]
