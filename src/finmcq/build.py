@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from finmcq.holdout import choose_holdout, holdout_stats
 from finmcq.output import (
     pause_for_test,
     remove_stale_temp_files,
+    row_writer,
     write_json,
-    write_json_array,
     write_jsonl,
 )
 from finmcq.pipeline import BuildOutcome, Delivered, Pipeline
@@ -190,28 +189,31 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
             "received so far are reused at no cost",
         )
 
+    # Every file from one pass over the delivered items (each pass decodes them from the store).
     held = choose_holdout(((d.item.item_id, d.item.topic.value, d.item.answer)
-                           for d in outcome.delivered), settings.holdout, settings.seed)
-
-    def pairs() -> Iterator[dict[str, str]]:
-        for d in outcome.delivered:
-            if d.item.item_id not in held:
-                for pair in training_pairs(d.item, d.solution, template):
-                    yield pair.model_dump()
-
+                           for d in outcome.delivered), settings.holdout, settings.seed
+                          ) if settings.holdout else frozenset()
     data_path = run_dir / f"final_training_data_{timestamp}.json"
     items_path = run_dir / f"items_{timestamp}.jsonl"
-    n_items = write_jsonl(items_path, (_item_record(d, store) for d in outcome.delivered
-                                       if d.item.item_id not in held))
-    n_pairs = write_json_array(data_path, pairs())
+    heldout_records: list[dict[str, Any]] = []
+    with row_writer(data_path, array=True) as pairs_out, \
+            row_writer(items_path, array=False) as items_out:
+        for d in outcome.delivered:
+            if d.item.item_id in held:  # --holdout: kept apart, with its step-1 prompt
+                heldout_records.append({**_item_record(d, store),
+                                        "prompt": template.step1(d.item)})
+                continue
+            items_out.add(_item_record(d, store))
+            for pair in training_pairs(d.item, d.solution, template):
+                pairs_out.add(pair.model_dump())
+    n_items, n_pairs = items_out.count, pairs_out.count
     assert n_pairs == 2 * n_items == 2 * (outcome.target - len(held))
-    if held:  # --holdout: the held-out questions, each with its step-1 prompt
+    if held:
         heldout_path = run_dir / f"heldout_{timestamp}.jsonl"
-        records = [{**_item_record(d, store), "prompt": template.step1(d.item)}
-                   for d in outcome.delivered if d.item.item_id in held]
-        write_jsonl(heldout_path, records)
+        write_jsonl(heldout_path, heldout_records)
         stats["pairs"] = n_pairs
-        stats["holdout"] = holdout_stats(settings.holdout, records, heldout_path.name, n_items)
+        stats["holdout"] = holdout_stats(settings.holdout, heldout_records, heldout_path.name,
+                                         n_items)
     write_json(stats_path, stats)
     _log_stage_summaries(stats)
     review = stats.get("review") or {}

@@ -86,24 +86,48 @@ def write_json(path: Path, data: Any) -> None:
         handle.write("\n")
 
 
+class RowWriter:
+    """Rows added one at a time to a JSONL file or a JSON array (see :func:`row_writer`)."""
+
+    def __init__(self, handle: IO[str], array: bool) -> None:
+        self._handle = handle
+        self._array = array
+        self.count = 0
+
+    def add(self, row: Any) -> None:
+        text = json.dumps(row, ensure_ascii=False)
+        if self._array:
+            self._handle.write((",\n  " if self.count else "\n  ") + text)
+        else:
+            self._handle.write(text + "\n")
+        self.count += 1
+
+
+@contextmanager
+def row_writer(path: Path, *, array: bool) -> Iterator[RowWriter]:
+    """Stream rows into ``path`` atomically, as JSONL or (``array``) as one JSON array.
+
+    Several can be open at once, so one pass over the delivered items writes every file.
+    """
+    with atomic_writer(path) as handle:
+        if array:
+            handle.write("[")
+        rows = RowWriter(handle, array)
+        yield rows
+        if array:
+            handle.write("\n]\n" if rows.count else "]\n")
+
+
 def write_json_array(path: Path, rows: Iterable[Any]) -> int:
     """Stream ``rows`` into a JSON array without holding the serialised text in memory."""
-    count = 0
-    with atomic_writer(path) as handle:
-        handle.write("[")
+    with row_writer(path, array=True) as out:
         for row in rows:
-            handle.write(",\n  " if count else "\n  ")
-            handle.write(json.dumps(row, ensure_ascii=False))
-            count += 1
-        handle.write("\n]\n" if count else "]\n")
-    return count
+            out.add(row)
+    return out.count
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
-    count = 0
-    with atomic_writer(path) as handle:
+    with row_writer(path, array=False) as out:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")
-            count += 1
-    return count
+            out.add(row)
+    return out.count

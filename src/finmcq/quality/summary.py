@@ -54,7 +54,12 @@ def drops_by_check(stages: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
 def answer_length_cue(items: Sequence[McqItem], max_share: float) -> dict[str, Any]:
     """How often the key is the (strictly) longest option; the cap is ``max_share``."""
     longest = sum(checks.key_is_longest(item.options, item.answer) for item in items)
-    share = longest / max(1, len(items))
+    return answer_length_cue_of(longest, len(items), max_share)
+
+
+def answer_length_cue_of(longest: int, n: int, max_share: float) -> dict[str, Any]:
+    """:func:`answer_length_cue` from counts (``longest`` of ``n`` keys are the longest)."""
+    share = longest / max(1, n)
     return {"key_is_longest": longest, "share": round(share, 4), "max_share": max_share,
             "within_cap": share <= max_share + 1e-9}
 
@@ -62,7 +67,12 @@ def answer_length_cue(items: Sequence[McqItem], max_share: float) -> dict[str, A
 def negation(items: Sequence[McqItem], share_range: tuple[float, float]) -> dict[str, Any]:
     """Negation stems ("옳지 않은 것은?"): neither absent nor dominant."""
     count = sum(checks.is_negative_stem(item.question) for item in items)
-    share = count / max(1, len(items))
+    return negation_of(count, len(items), share_range)
+
+
+def negation_of(count: int, n: int, share_range: tuple[float, float]) -> dict[str, Any]:
+    """:func:`negation` from counts (``count`` of ``n`` stems are negative)."""
+    share = count / max(1, n)
     low, high = share_range
     return {"count": count, "share": round(share, 4), "range": [low, high],
             "in_range": low - 1e-9 <= share <= high + 1e-9}
