@@ -159,7 +159,7 @@ def fake() -> Any:
 
 
 def test_component_pools_keep_prime_sizes() -> None:
-    # The stem-diversity guarantee relies on these sizes (see pools.py).
+    # The stem-diversity guarantee relies on these sizes (see fake/pools/stems.py).
     sizes = [len(pools.OPENINGS), len(pools.ACTORS), len(pools.CODE_CLAUSES), len(pools.MACROS),
              len(pools.TASKS)]
     assert sizes == [11, 13, 17, 19, 23]
