@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible LLM server that speaks finmcq's stage contract.
 
-Every LLM stage of finmcq is tested against it over real HTTP. See :mod:`finmcq.fake.server` for
-the endpoints and :mod:`finmcq.fake.replies` for how replies (and the verify agreement) work;
+Every LLM stage of finmcq is tested against it over real HTTP. See :mod:`finmcq.fake.app` for
+the endpoints, :mod:`finmcq.fake.server` for running it (``serve``, ``FakeLLMServer``),
+:mod:`finmcq.fake.replies` for how replies (and the verify agreement) work, and
 :mod:`finmcq.fake.defects` for defect mode, which corrupts a known share of answers on purpose.
 """
 

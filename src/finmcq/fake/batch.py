@@ -32,6 +32,9 @@ from typing import Any
 
 from aiohttp import web
 
+from finmcq.fake.chat import chat
+from finmcq.fake.state import STATE_KEY
+
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
@@ -224,9 +227,6 @@ async def _configure(request: web.Request) -> web.Response:
 
 async def _process(app: web.Application, batch_id: str, headers: Any) -> None:
     """Run a batch after the configured delay: every line through the chat handler."""
-    # Imported here: server.py imports this module to register the routes.
-    from finmcq.fake.server import STATE_KEY, _chat
-
     state = app[BATCH_KEY]
     settings = state.settings
     batch = state.batches[batch_id]
@@ -280,8 +280,8 @@ async def _process(app: web.Application, batch_id: str, headers: Any) -> None:
                                               "type": "server_error", "param": None,
                                               "code": None}}
         else:
-            response = await _chat(_LineRequest(headers, body), fake_state,  # type: ignore[arg-type]
-                                   fake_state.config)
+            response = await chat(_LineRequest(headers, body), fake_state,  # type: ignore[arg-type]
+                                  fake_state.config)
             status, payload = response.status, json.loads(response.body)  # type: ignore[arg-type]
         entry = {"id": f"batch_req_{request_id}", "custom_id": custom_id,
                  "response": {"status_code": status, "request_id": request_id, "body": payload},

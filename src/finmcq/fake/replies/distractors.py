@@ -25,7 +25,7 @@ _NEGATIVE_QUESTION = re.compile(
 
 
 def finalize_distractors(correct: str, candidates: Iterable[str], figures: set[int],
-                          need: int = 6) -> list[str]:
+                         need: int = 6) -> list[str]:
     """Up to ``need`` distinct, safe distractors taken in order from ``candidates``.
 
     Safe means: not positional, not the same as the correct option or one already taken after
@@ -72,14 +72,14 @@ def _avoid_longest_key(correct: str, distractors: list[str], candidates: Sequenc
               for a in ("", *qualifiers) for b in qualifiers if a != b]
     for kept, candidate in tries:
         swapped = finalize_distractors(correct, [*kept, candidate], figures,
-                                        need=len(distractors))
+                                       need=len(distractors))
         if len(swapped) == len(distractors) and not key_is_longest(correct, swapped):
             return swapped
     return distractors
 
 
 def fit_lengths(correct: str, distractors: list[str], candidates: Sequence[str],
-                 figures: set[int], rank: int | None, rng: random.Random) -> list[str]:
+                figures: set[int], rank: int | None, rng: random.Random) -> list[str]:
     """The asked-for key length rank (:mod:`finmcq.fake.cues`), or, when none was asked for,
     a key that is not the longest option."""
     if rank is None:

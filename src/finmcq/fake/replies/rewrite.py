@@ -120,7 +120,7 @@ def build_rewrite(item: Mapping[str, Any], ctx: ReplyContext) -> Reply:
     figures = stem_figures(stem)
     distractors = finalize_distractors(correct, candidates, figures)
     distractors = fit_lengths(correct, distractors, candidates, figures,
-                               cues.requested_rank(item), rng)
+                              cues.requested_rank(item), rng)
     own = _rewrite_difficulty(question, options.values(), rng)
     return {
         "question": stem,
