@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finmcq import __version__
+from finmcq import __version__, aio
 from finmcq.asof import current_month, parse_as_of
 from finmcq.config import BuildSettings
 from finmcq.engine.client import LLMEngine
@@ -63,7 +62,7 @@ def run_build(settings: BuildSettings, *, progress: bool | None = None) -> Build
     engine_config.resolve_api_key()  # fail on a missing key before touching the disk
     pause_for_test("load")
     sources = load_source(settings.source, settings.subjects, settings.splits)
-    return asyncio.run(_build(settings, sources, progress))
+    return aio.run(_build(settings, sources, progress))
 
 
 async def _build(settings: BuildSettings, sources: list[Any],

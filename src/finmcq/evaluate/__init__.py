@@ -8,13 +8,13 @@ with Wilson intervals (:mod:`~finmcq.evaluate.scoring`) and write ``eval_{timest
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finmcq import aio
 from finmcq.engine.runlog import close_run_log, open_log_file, run_timestamp
 from finmcq.errors import ConfigError
 from finmcq.evaluate.report import eval_document, eval_html
@@ -70,7 +70,7 @@ def run_eval(settings: EvalSettings, eval_set: EvalSet, out: Path, *,
     try:
         log.info("finmcq eval: model %s on %s (%s, %d questions), variants %s", settings.model,
                  eval_set.name, eval_set.kind, len(eval_set.items), ",".join(settings.variants))
-        results, usage = asyncio.run(examine(settings, eval_set.items, out, progress))
+        results, usage = aio.run(examine(settings, eval_set.items, out, progress))
     finally:
         close_run_log(handler)
     doc = eval_document(eval_set, settings, results, usage, timestamp,

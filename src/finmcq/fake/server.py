@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from finmcq import aio
 from finmcq.fake.app import create_app, start_site
 from finmcq.fake.config import FakeConfig
 from finmcq.fake.faults import broken_reply, draw_fault
@@ -51,7 +52,7 @@ def serve(config: FakeConfig | None = None, host: str = "127.0.0.1", port: int =
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        aio.run(main())
 
 
 class FakeLLMServer:
