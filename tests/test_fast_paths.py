@@ -111,3 +111,23 @@ def test_shingle_hashes_are_one_per_distinct_shingle_and_stable() -> None:
     a, b = text.shingle_hashes("채권 가격 하락"), text.shingle_hashes("채권 가격 상승")
     shared = text.shingles("채권 가격 하락") & text.shingles("채권 가격 상승")
     assert len(set(a.tolist()) & set(b.tolist())) == len(shared)
+
+
+def test_wire_body_and_audit_come_from_one_encoding() -> None:
+    from finmcq.engine.client import _encode
+
+    rng = random.Random(5)
+    for _ in range(200):
+        body: dict[str, Any] = {"model": "m", "messages": [
+            {"role": "system", "content": rng.choice(SAMPLES)},
+            {"role": "user", "content": json.dumps(_random_value(rng), ensure_ascii=False)}],
+            "temperature": 0.7, "max_tokens": 100}
+        if rng.random() < 0.8:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "Reply", "strict": True, "schema": {"type": "object", "x": "가\n"}}}
+        wire, audit = _encode(body, "Reply")
+        assert json.loads(wire.decode("utf-8")) == body
+        expected = dict(body)
+        if "response_format" in body:
+            expected["response_format"] = {"type": "json_schema", "schema": "Reply"}
+        assert json.loads(audit) == expected

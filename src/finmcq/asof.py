@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 _AS_OF = re.compile(r"(?P<year>\d{4})-(?P<month>\d{2})")
 EARLIEST_YEAR = 1990  # KMMLU's sources are Korean exams of recent decades
@@ -38,5 +39,13 @@ def parse_as_of(value: str) -> str:
 
 def as_of_label(as_of: str | None) -> str:
     """The month in Korean, as the prompts write it: ``2026-11`` → ``2026년 11월``."""
-    text = parse_as_of(as_of) if as_of else current_month()
-    return f"{int(text[:4])}년 {int(text[5:7])}월"
+    if as_of:
+        return _label(as_of)
+    month = current_month()
+    return f"{int(month[:4])}년 {int(month[5:7])}월"
+
+
+@lru_cache(maxsize=64)  # every prompt of a build states the same month: checked once
+def _label(as_of: str) -> str:
+    month = parse_as_of(as_of)
+    return f"{int(month[:4])}년 {int(month[5:7])}월"

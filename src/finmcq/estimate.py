@@ -26,6 +26,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ _HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]+")
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1024)  # a stage's static system prompt is counted once, not per call
 def approx_tokens(text: str, profile: TokenProfile) -> float:
     """Approximate tokens of ``text``: a weight per Hangul, whitespace and other character.
 

@@ -377,6 +377,7 @@ class LLMEngine:
                 raise self._fatal
             mode = self._mode
             body = self._body(request, model, temperature, max_tokens, mode)
+            wire, audit = _encode(body, request.schema.__name__)
             started = time.monotonic()
             completion = None
             try:
@@ -384,7 +385,7 @@ class LLMEngine:
                     self.in_flight += 1
                     self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                     try:
-                        reply = await self._transport.post(_encode(body))
+                        reply = await self._transport.post(wire)
                     finally:
                         self.in_flight -= 1
                 completion = _decode_completion(reply.body, reply.headers.get("Content-Type"))
@@ -426,7 +427,7 @@ class LLMEngine:
             latency = time.monotonic() - started
             self._note(True)
             result = self._record(request, key, model, body, content or "", value,
-                                  completion, latency, attempt, usage)
+                                  completion, latency, attempt, usage, audit_json=audit)
             await self.store.committed()  # on disk before any stage builds on it
             return result
 
@@ -636,19 +637,18 @@ class LLMEngine:
 
     def _record(self, request: LLMRequest[T], key: str, model: str, body: dict[str, Any],
                 content: str, value: T, completion: dict[str, Any], latency: float, attempts: int,
-                usage: StageUsage) -> LLMResult[T]:
+                usage: StageUsage, *, audit_json: str | None = None) -> LLMResult[T]:
         u = completion.get("usage") or {}
         prompt_tokens = int(u.get("prompt_tokens") or 0)
         completion_tokens = int(u.get("completion_tokens") or 0)
         details = u.get("prompt_tokens_details") or {}
         cached_tokens = int(details.get("cached_tokens") or 0)
         cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)
-        audit = dict(body)
-        if "response_format" in audit:  # the schema is the reply model's: keep its name only
-            audit["response_format"] = {"type": audit["response_format"]["type"],
-                                        "schema": request.schema.__name__}
+        if audit_json is None:
+            audit_json = _encode(body, request.schema.__name__)[1]
         self.store.put_response(
-            key=key, stage=request.stage, item_id=request.item_id, model=model, request=audit,
+            key=key, stage=request.stage, item_id=request.item_id, model=model,
+            request=audit_json,
             content=content, parsed_json=value.model_dump_json(), prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, cached_tokens=cached_tokens, cost_usd=cost,
             latency_s=latency, attempts=attempts,
@@ -677,8 +677,23 @@ def _print_notice(text: str) -> None:
     print(f"finmcq: {text}", file=sys.stderr, flush=True)
 
 
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+def _encode(body: dict[str, Any], schema_name: str) -> tuple[bytes, str]:
+    """The wire bytes of ``body``, and its audit text for the store: the same JSON, except
+    that ``response_format`` names the reply schema instead of holding it.
+
+    Both come from one encoding of the rest of the body (the messages are most of it), with
+    ``response_format`` written last.
+    """
+    rf = body.get("response_format")
+    if rf is None:
+        text = json.dumps(body, ensure_ascii=False)
+        return text.encode("utf-8"), text
+    rest = json.dumps({k: v for k, v in body.items() if k != "response_format"},
+                      ensure_ascii=False)
+    head = rest[:-1] + (', "response_format": ' if len(rest) > 2 else '"response_format": ')
+    wire = head + json.dumps(rf, ensure_ascii=False) + "}"
+    audit = head + json.dumps({"type": rf["type"], "schema": schema_name}) + "}"
+    return wire.encode("utf-8"), audit
 
 
 def _decode_completion(body: bytes, content_type: str | None) -> Any:
