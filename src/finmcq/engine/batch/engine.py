@@ -1,32 +1,11 @@
-"""OpenAI Batch API mode (``finmcq build --batch``): same ``call()``, half the price, slower.
+"""The Batch API engine: :class:`BatchEngine` submits, polls and collects.
 
-:class:`BatchEngine` is an :class:`~finmcq.engine.client.LLMEngine` whose ``call(request)``
-answers from the run's cache when it can, and otherwise puts the request in a Batch API job and
-waits for it, so the streaming pipeline runs unchanged. Underneath:
-
-* a **collector** groups pending requests per model into JSONL files (at most
-  ``max_requests_per_file`` = 50,000 lines and ``max_bytes_per_file`` ≈ 200 MB each), uploads
-  them (``/v1/files``, purpose ``batch``) and creates one batch per file (``/v1/batches``,
-  endpoint ``/v1/chat/completions``, window ``24h``), once no new request has come for
-  ``collect_s`` (the pipeline's next wave arrives in a burst when a batch's results land);
-* a **ledger** in the run's SQLite store records every upload *before* its batch is created,
-  then the batch id, and which request (by cache key, also the ``custom_id``) went where;
-* a **poller** retrieves unfinished batches every ``poll_interval_s``; when one ends it streams
-  the output and error files into the ledger (``batch_results``) in one transaction and wakes the
-  requests waiting on it; each ``call()`` then validates its reply exactly as the engine does
-  (``parse_reply``) and records it in the cache with the Batch API price (``batch=True``);
-* failed, expired or cancelled lines are submitted again in a later batch (``max_resubmits``
-  times per request); invalid replies too, ``max_invalid`` times, as in the synchronous engine.
-
-Restart safety (never pay twice): on start the engine re-attaches to every batch the ledger
-holds that has not been ingested, and to an upload whose batch id was never recorded (a crash
-between "create batch" and "record it") by finding the batch with that ``input_file_id`` in the
-provider's batch list. A request already in such a batch waits for it instead of being sent
-again; results already downloaded are used from the ledger.
-
-Settings for tests and impatient users come from the environment when not passed in:
-``FINMCQ_BATCH_POLL_S`` (default 30), ``FINMCQ_BATCH_COLLECT_S`` (2),
-``FINMCQ_BATCH_MAX_REQUESTS`` (50000), ``FINMCQ_BATCH_MAX_BYTES`` (200000000).
+``call()`` answers from the cache or from a downloaded result line, and otherwise queues the
+request; the collector task turns queued requests into input files and batches, the poller task
+waits for batches to end and ingests their results. The file format lives in
+:mod:`~finmcq.engine.batch.jsonl`, what was sent where in :mod:`~finmcq.engine.batch.ledger`,
+the settings in :mod:`~finmcq.engine.batch.options`; the overview is in
+:mod:`finmcq.engine.batch`.
 """
 
 from __future__ import annotations
@@ -35,16 +14,23 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel
 
+from finmcq.engine.batch.jsonl import (
+    ENDPOINT,
+    QueuedRequest,
+    chunks,
+    missing_payload,
+    parse_result_line,
+    request_line,
+)
+from finmcq.engine.batch.ledger import BatchLedger
+from finmcq.engine.batch.options import BatchOptions, BatchPriceTable
 from finmcq.engine.client import (
     EngineConfig,
     InvalidReply,
@@ -65,205 +51,7 @@ log = logging.getLogger("finmcq.engine")
 T = TypeVar("T", bound=BaseModel)
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-ENDPOINT: Final = "/v1/chat/completions"
 _FATAL_STATUS = (401, 403, 404)
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """How the Batch API is used. Defaults suit real jobs (minutes to hours)."""
-
-    poll_interval_s: float = 30.0
-    collect_s: float = 2.0  # submit once no new request came for this long...
-    max_collect_s: float = 60.0  # ...or once the oldest pending request waited this long
-    max_requests_per_file: int = 50_000  # the Batch API's limit per input file
-    max_bytes_per_file: int = 200_000_000  # 200 MB, the Batch API's limit per input file
-    max_resubmits: int = 3  # failed / expired lines of one request sent again at most this often
-
-    @classmethod
-    def from_env(cls) -> BatchOptions:
-        """Defaults, overridden by ``FINMCQ_BATCH_*`` environment variables (see module doc)."""
-        env = os.environ
-        return cls(
-            poll_interval_s=float(env.get("FINMCQ_BATCH_POLL_S", cls.poll_interval_s)),
-            collect_s=float(env.get("FINMCQ_BATCH_COLLECT_S", cls.collect_s)),
-            max_requests_per_file=int(env.get("FINMCQ_BATCH_MAX_REQUESTS",
-                                              cls.max_requests_per_file)),
-            max_bytes_per_file=int(env.get("FINMCQ_BATCH_MAX_BYTES", cls.max_bytes_per_file)),
-        )
-
-
-class BatchPriceTable(PriceTable):
-    """A price table that always charges the Batch API rate."""
-
-    @classmethod
-    def of(cls, prices: PriceTable) -> BatchPriceTable:
-        return cls(models=prices.models, batch_discount=prices.batch_discount)
-
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int,
-             cached_tokens: int = 0, *, batch: bool = True) -> float:
-        return super().cost(model, prompt_tokens, completion_tokens, cached_tokens, batch=True)
-
-
-# --------------------------------------------------------------------------------------------
-# The ledger: batches, their requests and downloaded results, in the run's SQLite file
-# --------------------------------------------------------------------------------------------
-
-_LEDGER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    input_file_id  TEXT PRIMARY KEY,
-    batch_id       TEXT UNIQUE,
-    model          TEXT NOT NULL,
-    status         TEXT NOT NULL,   -- uploaded | provider status | ingested | abandoned
-    n_requests     INTEGER NOT NULL,
-    bytes          INTEGER NOT NULL,
-    output_file_id TEXT,
-    error_file_id  TEXT,
-    created_at     REAL NOT NULL,
-    updated_at     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_requests (
-    input_file_id TEXT NOT NULL,
-    key           TEXT NOT NULL,
-    stage         TEXT,
-    item_id       TEXT,
-    PRIMARY KEY (input_file_id, key)
-);
-CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests(key);
-CREATE TABLE IF NOT EXISTS batch_results (
-    key         TEXT PRIMARY KEY,
-    batch_id    TEXT NOT NULL,
-    ok          INTEGER NOT NULL,
-    payload     TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
-"""
-
-_OPEN = "('uploaded', 'validating', 'in_progress', 'finalizing', 'cancelling', " \
-        "'completed', 'failed', 'expired', 'cancelled')"
-
-
-class BatchLedger:
-    """What was submitted where, and what came back. Its own connection to the run's file."""
-
-    def __init__(self, store: RunStore) -> None:
-        self._db = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_LEDGER_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def record_upload(self, input_file_id: str, model: str, size: int,
-                      requests: Iterable[tuple[str, str | None, str | None]]) -> None:
-        """An uploaded file and its requests (key, stage, item_id), before its batch exists."""
-        now = time.time()
-        rows = list(requests)
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO batches(input_file_id, model, status, n_requests, bytes, created_at, "
-                "updated_at) VALUES (?, ?, 'uploaded', ?, ?, ?, ?)",
-                (input_file_id, model, len(rows), size, now, now))
-            self._db.executemany(
-                "INSERT OR IGNORE INTO batch_requests(input_file_id, key, stage, item_id) "
-                "VALUES (?, ?, ?, ?)", [(input_file_id, *row) for row in rows])
-
-    def record_batch(self, input_file_id: str, batch_id: str, status: str) -> None:
-        self._db.execute("UPDATE batches SET batch_id = ?, status = ?, updated_at = ? "
-                         "WHERE input_file_id = ?", (batch_id, status, time.time(), input_file_id))
-
-    def set_status(self, batch_id: str, status: str) -> None:
-        self._db.execute("UPDATE batches SET status = ?, updated_at = ? WHERE batch_id = ?",
-                         (status, time.time(), batch_id))
-
-    def abandon(self, input_file_id: str) -> None:
-        """An upload that never became a batch: its requests are free to be sent again."""
-        self._db.execute("UPDATE batches SET status = 'abandoned', updated_at = ? "
-                         "WHERE input_file_id = ?", (time.time(), input_file_id))
-
-    def unfinished(self) -> list[tuple[str, str | None, str, float]]:
-        """(input_file_id, batch_id, status, created_at) of batches not yet ingested."""
-        return list(self._db.execute(
-            f"SELECT input_file_id, batch_id, status, created_at FROM batches "
-            f"WHERE status IN {_OPEN} ORDER BY created_at"))
-
-    def pending_batch_of(self, key: str) -> str | None:
-        """The id of an unfinished batch that holds ``key``, if any."""
-        row = self._db.execute(
-            f"SELECT b.batch_id FROM batch_requests r JOIN batches b USING (input_file_id) "
-            f"WHERE r.key = ? AND b.status IN {_OPEN} AND b.batch_id IS NOT NULL LIMIT 1",
-            (key,)).fetchone()
-        return row[0] if row else None
-
-    def keys_of(self, batch_id: str) -> list[str]:
-        return [k for (k,) in self._db.execute(
-            "SELECT r.key FROM batch_requests r JOIN batches b USING (input_file_id) "
-            "WHERE b.batch_id = ?", (batch_id,))]
-
-    def ingest(self, batch_id: str, results: Iterable[tuple[str, bool, str]], status: str,
-               missing_payload: str, output_file_id: str | None,
-               error_file_id: str | None) -> int:
-        """Store a finished batch's results in one transaction; requests with no line get
-        ``missing_payload`` as an error. Returns the number of lines stored."""
-        now = time.time()
-        with self._transaction():
-            n = 0
-            for key, ok, payload in results:
-                self._db.execute("INSERT OR REPLACE INTO batch_results(key, batch_id, ok, payload, "
-                                 "received_at) VALUES (?, ?, ?, ?, ?)",
-                                 (key, batch_id, int(ok), payload, now))
-                n += 1
-            self._db.execute(
-                "INSERT OR IGNORE INTO batch_results(key, batch_id, ok, payload, received_at) "
-                "SELECT r.key, ?, 0, ?, ? FROM batch_requests r JOIN batches b "
-                "USING (input_file_id) WHERE b.batch_id = ?",
-                (batch_id, missing_payload, now, batch_id))
-            self._db.execute(
-                "UPDATE batches SET status = 'ingested', output_file_id = ?, error_file_id = ?, "
-                "updated_at = ? WHERE batch_id = ?",
-                (output_file_id, error_file_id, now, batch_id))
-        log.info("batch %s ended %s: %d result lines stored", batch_id, status, n)
-        return n
-
-    def result(self, key: str) -> tuple[bool, str, str] | None:
-        """(ok, payload, batch_id) of a downloaded, not yet used result for ``key``."""
-        row = self._db.execute("SELECT ok, payload, batch_id FROM batch_results WHERE key = ?",
-                               (key,)).fetchone()
-        return (bool(row[0]), row[1], row[2]) if row else None
-
-    def consume(self, key: str) -> None:
-        self._db.execute("DELETE FROM batch_results WHERE key = ?", (key,))
-
-    def created_at(self, batch_id: str) -> float | None:
-        row = self._db.execute("SELECT created_at FROM batches WHERE batch_id = ?",
-                               (batch_id,)).fetchone()
-        return float(row[0]) if row else None
-
-    def counts(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT status, COUNT(*) FROM batches GROUP BY status"))
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Any:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-
-# --------------------------------------------------------------------------------------------
-# The engine
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Queued:
-    key: str
-    stage: str
-    item_id: str | None
-    line: bytes
 
 
 class BatchEngine(LLMEngine):
@@ -277,7 +65,7 @@ class BatchEngine(LLMEngine):
         self.prices = BatchPriceTable.of(prices)  # every recorded cost at the batch rate
         self.options = options or BatchOptions.from_env()
         self.ledger = BatchLedger(store)
-        self._queue: dict[str, list[_Queued]] = {}  # model -> requests not yet submitted
+        self._queue: dict[str, list[QueuedRequest]] = {}  # model -> requests not yet submitted
         self._queued_keys: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._active: dict[str, float] = {}  # batch id -> submitted at (epoch s)
@@ -448,10 +236,9 @@ class BatchEngine(LLMEngine):
     async def _submit_and_wait(self, request: LLMRequest[Any], key: str, model: str,
                                body: dict[str, Any]) -> None:
         if key not in self._queued_keys:
-            line = json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT,
-                               "body": body}, ensure_ascii=False).encode("utf-8") + b"\n"
+            line = request_line(key, body)
             self._queue.setdefault(model, []).append(
-                _Queued(key, request.stage, request.item_id, line))
+                QueuedRequest(key, request.stage, request.item_id, line))
             self._queued_keys.add(key)
             now = time.monotonic()
             self._last_enqueue = now
@@ -506,7 +293,7 @@ class BatchEngine(LLMEngine):
             self._first_enqueue = None
             try:
                 for model, items in queue.items():
-                    for chunk in _chunks(items, opts.max_requests_per_file,
+                    for chunk in chunks(items, opts.max_requests_per_file,
                                          opts.max_bytes_per_file):
                         await self._submit_file(model, chunk)
             except LLMFatalError:
@@ -516,7 +303,7 @@ class BatchEngine(LLMEngine):
                                "with the same --out to resume")
                 return
 
-    async def _submit_file(self, model: str, chunk: list[_Queued]) -> None:
+    async def _submit_file(self, model: str, chunk: list[QueuedRequest]) -> None:
         data = b"".join(q.line for q in chunk)
         file_obj = await self._with_retries(
             "upload a batch file",
@@ -606,53 +393,9 @@ class BatchEngine(LLMEngine):
                 continue
             async with self._client.files.with_streaming_response.content(file_id) as response:
                 async for raw in response.iter_lines():
-                    parsed = _parse_result_line(raw)
+                    parsed = parse_result_line(raw)
                     if parsed is not None:
                         lines.append(parsed)
-        missing = json.dumps({"cause": f"batch_{batch.status}",
-                              "message": f"the batch ended {batch.status} without this request"})
-        self.ledger.ingest(batch.id, lines, batch.status, missing, batch.output_file_id,
-                           batch.error_file_id)
+        self.ledger.ingest(batch.id, lines, batch.status, missing_payload(batch.status),
+                           batch.output_file_id, batch.error_file_id)
         self.counters["batches_ingested"] += 1
-
-
-def _parse_result_line(raw: str) -> tuple[str, bool, str] | None:
-    """(custom_id, ok, payload) of one output/error-file line; payload is the completion JSON
-    when ok, else {"cause", "status_code", "message"}."""
-    if not raw.strip():
-        return None
-    try:
-        obj = json.loads(raw)
-        key = str(obj["custom_id"])
-    except (ValueError, KeyError, TypeError):
-        log.warning("ignoring an unreadable batch result line: %.200s", raw)
-        return None
-    response = obj.get("response") or {}
-    error = obj.get("error")
-    status = response.get("status_code")
-    if status == 200 and not error and isinstance(response.get("body"), dict):
-        return key, True, json.dumps(response["body"], ensure_ascii=False)
-    if error:
-        cause = str(error.get("code") or "batch_error")
-        message = str(error.get("message") or "")
-    else:
-        body = response.get("body") or {}
-        err = body.get("error") if isinstance(body, dict) else None
-        cause = "rate_limit" if status == 429 else f"http_{status}"
-        message = str(err.get("message") if isinstance(err, dict) else body)
-    return key, False, json.dumps({"cause": cause, "status_code": status, "message": message},
-                                  ensure_ascii=False)
-
-
-def _chunks(items: list[_Queued], max_requests: int, max_bytes: int) -> Iterable[list[_Queued]]:
-    """Split into files of at most ``max_requests`` lines and ``max_bytes`` bytes."""
-    chunk: list[_Queued] = []
-    size = 0
-    for item in items:
-        if chunk and (len(chunk) >= max_requests or size + len(item.line) > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item.line)
-    if chunk:
-        yield chunk
