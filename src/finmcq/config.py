@@ -53,7 +53,7 @@ class BuildSettings(BaseModel):
         None, description="reasoning_effort sent to models that take it (default: the model's)")
     stage_reasoning_efforts: dict[str, Effort] = Field(default_factory=dict)
     budget_usd: float | None = Field(None, gt=0, description="stop before spend passes it")
-    batch: bool = False  # OpenAI Batch API mode (engine/batch.py)
+    batch: bool = False  # OpenAI Batch API mode (engine/batch/)
     # pipeline
     min_relevance_score: int = Field(3, ge=1, le=5)
     topic_weights: dict[Topic, float] = Field(
