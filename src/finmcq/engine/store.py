@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finmcq.engine.keyfilter import KeyFilter
 from finmcq.errors import FinmcqError
 
 STORE_FILENAME = "finmcq.sqlite"
@@ -137,6 +138,7 @@ class RunStore:
         self._group_done: asyncio.Future[None] | None = None
         self._group_error: StoreError | None = None
         self.commits = 0  # transactions committed (group commits count once)
+        self._keys = KeyFilter()  # cache keys stored: most lookups of a fresh run skip SQLite
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -149,6 +151,8 @@ class RunStore:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            for (key,) in self._db.execute("SELECT key FROM responses"):
+                self._keys.add(key)
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(
@@ -291,6 +295,8 @@ class RunStore:
     # -- response cache / audit log --------------------------------------------------------
 
     def get_response(self, key: str) -> CachedResponse | None:
+        if key not in self._keys:  # surely not stored (see engine/keyfilter.py)
+            return None
         rows = self._query(
             "SELECT content, parsed_json, prompt_tokens, completion_tokens, cached_tokens, "
             "cost_usd FROM responses WHERE key = ?",
@@ -315,6 +321,7 @@ class RunStore:
         latency_s: float,
         attempts: int,
     ) -> None:
+        self._keys.add(key)
         self._write(
             "INSERT OR REPLACE INTO responses(key, stage, item_id, model, request_json, content, "
             "parsed_json, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_s, "
