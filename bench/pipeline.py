@@ -32,6 +32,7 @@ minute to the next (a fixed pure-Python loop took 0.30-0.54 s), so quote ``--rep
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import resource
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from fakeproc import child_env, fake_stats, reset, start_fake
+from fakeproc import SRC, child_env, fake_stats, reset, start_fake
 
 
 def delivered_so_far(store: Path) -> int | None:
@@ -202,6 +203,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per size; with more than one, a summary line (best, median)")
     args = parser.parse_args()
+    # The builds run from this source tree. A pip-installed finmcq has its bytecode compiled at
+    # install time; here it is compiled once up front, so that an environment with
+    # PYTHONDONTWRITEBYTECODE=1 does not recompile ~80 modules (~0.13 s of CPU) in every build.
+    compileall.compile_dir(str(SRC / "finmcq"), quiet=1)
     proc, base = start_fake(args.latency_ms)
     try:
         for questions in args.questions:
