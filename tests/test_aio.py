@@ -25,3 +25,16 @@ def test_asyncio_loop_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINMCQ_EVENT_LOOP", "asyncio")
     assert aio.loop_factory() is None
     assert aio.run(_loop_module()).startswith("asyncio")
+
+
+def test_a_build_starts_without_importing_numpy() -> None:
+    """numpy (~0.2 s of CPU) loads in the contamination thread while the first requests are in
+    flight; the modules a build needs before its first request must not import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, finmcq.cli, finmcq.cli_build, finmcq.build, finmcq.pipeline.core; "
+            "print('numpy' in sys.modules, 'datasets' in sys.modules, 'openai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False", "False"], out

@@ -8,19 +8,15 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from finmcq.config import BuildSettings
 from finmcq.engine.client import LLMEngine
 from finmcq.engine.progress import StageProgress
 from finmcq.engine.store import RunStore
 from finmcq.pipeline.plan import Slot, difficulty_for
-from finmcq.quality.contamination import (
-    FINANCE_ADJACENT_SUBJECTS,
-    ContaminationIndex,
-    load_benchmarks,
-)
-from finmcq.quality.neardup import NearDuplicateFinder
+from finmcq.quality.benchmarks import FINANCE_ADJACENT_SUBJECTS
 from finmcq.records import Difficulty, SourceQuestion, Topic
 from finmcq.review.decisions import ReviewDecisions
 from finmcq.stages.base import Dropped, StageStats
@@ -33,6 +29,10 @@ from finmcq.stages.rewrite import RewriteStage
 from finmcq.stages.shape import RankTarget, ShapeStage
 from finmcq.stages.solve import SolveStage
 from finmcq.stages.verify import VerifyStage
+
+if TYPE_CHECKING:  # numpy modules: loaded off the start path (see finder, _load_benchmarks)
+    from finmcq.quality.contamination import ContaminationIndex
+    from finmcq.quality.neardup import NearDuplicateFinder
 
 log = logging.getLogger("finmcq.pipeline")
 
@@ -83,7 +83,6 @@ class PipelineBase:
         self._contamination_ready = asyncio.Event()
         if self.contamination is not None:
             self._contamination_ready.set()
-        self.finder = NearDuplicateFinder(settings.near_duplicate_threshold, settings.shingle_size)
         self.place_stats = StageStats("placement")
         self.dedupe_stats = StageStats("dedupe")
         self.slot_stats: Counter[str] = Counter()
@@ -95,6 +94,15 @@ class PipelineBase:
         self._examples: dict[Topic, list[SourceQuestion]] = {}
         # Near-duplicate signature of each slot's current delivery (a few hundred bytes each).
         self._signatures: dict[str, bytes] = {}
+
+    @cached_property
+    def finder(self) -> NearDuplicateFinder:
+        """The near-duplicate finder, made at the first delivery: its module imports numpy
+        (~0.2 s), which the first requests need not wait for."""
+        from finmcq.quality.neardup import NearDuplicateFinder
+
+        return NearDuplicateFinder(self.settings.near_duplicate_threshold,
+                                   self.settings.shingle_size)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -118,6 +126,8 @@ class PipelineBase:
         return RankTarget(slot.rank, self.settings.length_rank_tolerance, item_id)
 
     def _load_benchmarks(self) -> ContaminationIndex:
+        from finmcq.quality.contamination import load_benchmarks  # numpy: in the loading thread
+
         s = self.settings
         return load_benchmarks(
             s.source if s.contamination_check else None, s.contamination_against,

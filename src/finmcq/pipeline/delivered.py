@@ -10,7 +10,7 @@ from typing import Any
 from finmcq import checks
 from finmcq.engine.store import RunStore
 from finmcq.pipeline.plan import Slot
-from finmcq.quality.contamination import ContaminationHit
+from finmcq.quality.benchmarks import ContaminationHit
 from finmcq.quality.length_rank import key_length_rank
 from finmcq.records import (
     LETTERS,

@@ -14,7 +14,7 @@ from finmcq.pipeline.base import bounded_map
 from finmcq.pipeline.delivered import DeliveredItems
 from finmcq.pipeline.fill import SlotFilling
 from finmcq.pipeline.plan import Slot
-from finmcq.quality.neardup import question_text
+from finmcq.quality.text import question_text
 from finmcq.stages.base import Dropped
 
 log = logging.getLogger("finmcq.pipeline")

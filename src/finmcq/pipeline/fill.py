@@ -13,7 +13,7 @@ from finmcq import checks
 from finmcq.pipeline.base import PipelineBase
 from finmcq.pipeline.delivered import Delivered
 from finmcq.pipeline.plan import Slot, subtopics
-from finmcq.quality.neardup import question_text
+from finmcq.quality.text import question_text
 from finmcq.records import DistractorAudit, McqItem, Solution, SolutionGrade
 from finmcq.review.decisions import ItemEdit
 from finmcq.stages.base import Dropped

@@ -28,12 +28,18 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from finmcq.quality.text import DEFAULT_NGRAM, fold_text, jaccard, shingle_hashes, shingles
+from finmcq.quality.text import (
+    DEFAULT_NGRAM,
+    fold_text,
+    jaccard,
+    shingle_hashes,
+    shingles,
+)
+from finmcq.quality.text import SHORT_STEM_CHARS as SHORT_STEM_CHARS  # re-exported
+from finmcq.quality.text import question_text as question_text  # re-exported
 
 NUM_PERM = 128
 MIN_RECALL_AT_THRESHOLD = 0.98
-# A stem this short ("다음 중 옳은 것은?") says little on its own: its options join the text.
-SHORT_STEM_CHARS = 40
 # Work per text is bounded: per band the few nearest earlier texts with the same key, and of
 # those the few sharing most bands are confirmed exactly.
 NEIGHBOURS_PER_BAND = 3
@@ -60,17 +66,6 @@ class Duplicate:
     def reason(self) -> str:
         """The drop reason the stats count this under."""
         return "duplicate_question" if self.exact else "near_duplicate_question"
-
-
-def question_text(question: str, options: Sequence[str]) -> str:
-    """What near-duplicate detection compares for one item: the stem, or stem + options if short.
-
-    Generated items of one topic share many options by design, so options would make unrelated
-    questions look alike; but two items with a generic one-line stem differ only in options.
-    """
-    if len(fold_text(question)) >= SHORT_STEM_CHARS:
-        return question
-    return " ".join([question, *sorted(options)])
 
 
 def lsh_rows(threshold: float, num_perm: int = NUM_PERM) -> int:

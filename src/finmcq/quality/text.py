@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported on first use: a build's first requests do not wait for it
+    import numpy as np
+    import numpy.typing as npt
 
 DEFAULT_NGRAM = 4
+# A stem this short ("다음 중 옳은 것은?") says little on its own: its options join the text.
+SHORT_STEM_CHARS = 40
 
 # Removed when folding: whitespace is handled separately; these carry no content.
 _SOFT_PUNCTUATION = frozenset(".,·・:;!?'\"“”‘’`()[]{}<>「」『』【】〈〉《》…~〜_*#|")
@@ -80,8 +85,19 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-_MULT = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as a polynomial base
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_MULT = 0x100000001B3  # FNV-1a 64-bit prime, as a polynomial base
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def question_text(question: str, options: Sequence[str]) -> str:
+    """What near-duplicate detection compares for one item: the stem, or stem + options if short.
+
+    Generated items of one topic share many options by design, so options would make unrelated
+    questions look alike; but two items with a generic one-line stem differ only in options.
+    """
+    if len(fold_text(question)) >= SHORT_STEM_CHARS:
+        return question
+    return " ".join([question, *sorted(options)])
 
 
 def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> npt.NDArray[np.uint64]:
@@ -91,24 +107,26 @@ def shingle_hashes(text: str, n: int = DEFAULT_NGRAM) -> npt.NDArray[np.uint64]:
     splitmix64 finaliser), not per shingle in Python: this runs for every delivered item and
     every benchmark question, and hashing each shingle string cost ~1 ms per item.
     """
+    import numpy as np
+
     folded = fold_text(text)
     if not folded:
         return np.zeros(0, dtype=np.uint64)
     points = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     width = min(n, len(points))  # a text shorter than n is one shingle
     count = len(points) - width + 1
-    one = np.uint64(1)
+    one, mult = np.uint64(1), np.uint64(_MULT)
     with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point
         # The polynomial over every window at once: one slice of the code points per position.
-        h = np.uint64(width) * _MULT + points[:count] + one
+        h = np.uint64(width) * mult + points[:count] + one
         for column in range(1, width):
-            h *= _MULT
+            h *= mult
             h += points[column:column + count]
             h += one
         h ^= h >> np.uint64(30)
-        h *= _MIX1
+        h *= np.uint64(_MIX1)
         h ^= h >> np.uint64(27)
-        h *= _MIX2
+        h *= np.uint64(_MIX2)
         h ^= h >> np.uint64(31)
     # Sorted and unique (np.unique does the same with ~4x the overhead at this size).
     h.sort()

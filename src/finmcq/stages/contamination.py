@@ -7,9 +7,14 @@ tries again; either way before any verify call is paid for.
 
 from __future__ import annotations
 
-from finmcq.quality.contamination import ContaminationHit, ContaminationIndex, item_text
+from typing import TYPE_CHECKING
+
+from finmcq.quality.benchmarks import ContaminationHit, item_text
 from finmcq.records import McqItem
 from finmcq.stages.base import Dropped, StageStats
+
+if TYPE_CHECKING:  # imports numpy; the index is built in a thread when the build starts
+    from finmcq.quality.contamination import ContaminationIndex
 
 
 class ContaminationStage:
