@@ -1,4 +1,4 @@
-"""The event loop finmcq runs on: uvloop where installed, asyncio's own on request."""
+"""How a build starts: the event loop it runs on, and what it imports before its first request."""
 
 from __future__ import annotations
 
