@@ -140,6 +140,8 @@ class PipelineBase:
         # seconds before the first request when done up front).
         if self.contamination is None:
             index = await asyncio.to_thread(self._load_benchmarks)
+            for note in index.notes:
+                log.warning("contamination check: %s", note)
             self.contamination = ContaminationStage(index, drop=self.settings.drop_contaminated)
         self._contamination_ready.set()
 

@@ -17,7 +17,6 @@ and the index costs ~12 bytes per shingle.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,6 @@ from finmcq.quality.text import DEFAULT_NGRAM, shingle_hashes
 
 __all__ = ["FINANCE_ADJACENT_SUBJECTS", "MIN_SHINGLES", "MIN_STEM_SHINGLES", "BenchmarkQuestion",
            "ContaminationHit", "ContaminationIndex", "item_text", "load_benchmarks"]
-
-log = logging.getLogger("finmcq.quality.contamination")
 
 # Below this many shingles a benchmark question ("다음 중 옳은 것은?") matches anything.
 MIN_SHINGLES = 12
@@ -184,7 +181,9 @@ def load_benchmarks(source: str | None, extra: Sequence[Path], *,
     """The contamination index for a run; never raises for a missing benchmark, it notes it.
 
     ``source`` None skips the KMMLU test splits (only ``extra`` files are used). A named file that
-    cannot be read is an ``InputError``: the user asked for it explicitly.
+    cannot be read is an ``InputError``: the user asked for it explicitly. What could not be
+    compared is in ``index.notes``; the caller logs them (a build does so on its event loop, so
+    a loading thread that outlives a stopped run says nothing after the run has ended).
     """
     index = ContaminationIndex(threshold=threshold, ngram=ngram)
     if source is not None:
@@ -203,6 +202,4 @@ def load_benchmarks(source: str | None, extra: Sequence[Path], *,
         added = index.add(questions)
         index.compared_against.append({"benchmark": Path(path).name, "source": str(path),
                                        "questions": added})
-    for note in index.notes:
-        log.warning("contamination check: %s", note)
     return index
