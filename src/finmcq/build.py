@@ -29,6 +29,7 @@ from finmcq.output import (
     write_jsonl,
 )
 from finmcq.pipeline import BuildOutcome, Delivered, Pipeline
+from finmcq.pipeline.stats import Tally
 from finmcq.review.decisions import ReviewDecisions
 from finmcq.sources import describe_splits, load_source
 from finmcq.stages.assemble import PromptTemplate, training_pairs
@@ -164,15 +165,20 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
     run_dir = settings.out
     pause_for_test("assemble")
     template = PromptTemplate(instruction=settings.instruction)
-    stats = _stats(settings, outcome, store, engine, wall_s, source_info)
-    stats = {"estimate": estimate.as_dict(), **stats,
-             "estimate_vs_actual": compare(estimate, stats)}
-    batch_stats = getattr(engine, "batch_stats", None)  # BatchEngine only
-    if batch_stats is not None:
-        stats["batch"] = batch_stats()
+
+    def full_stats(tally: Tally | None) -> dict[str, Any]:
+        stats = _stats(settings, outcome, store, engine, wall_s, source_info, tally)
+        stats = {"estimate": estimate.as_dict(), **stats,
+                 "estimate_vs_actual": compare(estimate, stats)}
+        batch_stats = getattr(engine, "batch_stats", None)  # BatchEngine only
+        if batch_stats is not None:
+            stats["batch"] = batch_stats()
+        return stats
+
     stats_path = run_dir / f"processing_stats_{timestamp}.json"
     log_path = run_dir / f"processing_{timestamp}.log"
     if not outcome.complete:
+        stats = full_stats(None)
         write_json(stats_path, stats)
         _log_stage_summaries(stats)
         missing = outcome.target - len(outcome.delivered)
@@ -195,9 +201,11 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
     data_path = run_dir / f"final_training_data_{timestamp}.json"
     items_path = run_dir / f"items_{timestamp}.jsonl"
     heldout_records: list[dict[str, Any]] = []
+    tally = Tally()  # the stats' counts, from the same pass
     with row_writer(data_path, array=True) as pairs_out, \
             row_writer(items_path, array=False) as items_out:
         for d in outcome.delivered:
+            tally.add(d)
             if d.item.item_id in held:  # --holdout: kept apart, with its step-1 prompt
                 heldout_records.append({**_item_record(d, store),
                                         "prompt": template.step1(d.item)})
@@ -207,6 +215,7 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
                 pairs_out.add(pair.model_dump())
     n_items, n_pairs = items_out.count, pairs_out.count
     assert n_pairs == 2 * n_items == 2 * (outcome.target - len(held))
+    stats = full_stats(tally)
     if held:
         heldout_path = run_dir / f"heldout_{timestamp}.jsonl"
         write_jsonl(heldout_path, heldout_records)
@@ -229,7 +238,7 @@ def _write_outputs(settings: BuildSettings, outcome: BuildOutcome, store: RunSto
 
 
 def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engine: LLMEngine,
-           wall_s: float, source_info: dict[str, Any]) -> dict[str, Any]:
+           wall_s: float, source_info: dict[str, Any], tally: Tally | None) -> dict[str, Any]:
     meter = engine.meter
     all_time = store.usage_by_stage()
     reasoning_all = store.reasoning_by_stage()
@@ -247,7 +256,7 @@ def _stats(settings: BuildSettings, outcome: BuildOutcome, store: RunStore, engi
         "source": source_info,
         "models": {stage: settings.engine_config().model_for(stage)
                    for stage in ("relevance", "rewrite", "generate", "verify", "solve")},
-        **outcome.stats,
+        **outcome.stats_for(tally),
         "usage_this_session": meter.as_dict(),
         "usage_all_sessions": all_time,
         "cost_usd": {"this_session": round(meter.session_cost, 6),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -112,5 +113,6 @@ class Pipeline(EndOfRun, RunStats):
 
         delivered = DeliveredItems(self.store, [results[k] for k in sorted(results)])
         return BuildOutcome(delivered=delivered, target=s.questions,
-                            stats=self._stats(quotas, delivered, len(sources)),
+                            stats_for=functools.partial(self._stats, quotas, delivered,
+                                                        len(sources)),
                             unfilled=sorted(unfilled))

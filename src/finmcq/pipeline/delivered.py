@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -157,7 +157,8 @@ class BuildOutcome:
 
     delivered: DeliveredItems
     target: int
-    stats: dict[str, Any]
+    # The stats block, given a tally of the delivered items (None: it makes its own pass).
+    stats_for: Callable[[Any], dict[str, Any]]
     unfilled: list[str] = field(default_factory=list)
 
     @property

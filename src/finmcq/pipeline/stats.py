@@ -23,7 +23,9 @@ class RunStats(PipelineBase):
     """The stats block of a finished build (``_stats``)."""
 
     def _stats(self, quotas: dict[Topic, int], delivered: DeliveredItems,
-               n_sources: int) -> dict[str, Any]:
+               n_sources: int, tally: Tally | None = None) -> dict[str, Any]:
+        """The stats block; ``tally``: counted over ``delivered`` by the caller's own pass (the
+        build's output pass), else here."""
         contamination = self.contamination.stats if self.contamination else StageStats(
             "contamination")
         in_order = [self.relevance.stats, self.rewrite.stats, self.generate.stats,
@@ -37,7 +39,8 @@ class RunStats(PipelineBase):
         self.dedupe_stats.kept = len(delivered)
         self.dedupe_stats.seen = len(delivered) + sum(self.dedupe_stats.dropped.values())
         stages["dedupe"] = self.dedupe_stats.as_dict()
-        tally = _Tally.over(delivered)
+        if tally is None:
+            tally = Tally.over(delivered)
         s = self.settings
         stats: dict[str, Any] = {
             "sources": n_sources,
@@ -75,7 +78,7 @@ class RunStats(PipelineBase):
                 "replaced": self.review_stats["replaced"],
                 "re_solved": self.review_stats["re_solved"]}
 
-    def _contamination_line(self, tally: _Tally) -> dict[str, Any] | None:
+    def _contamination_line(self, tally: Tally) -> dict[str, Any] | None:
         """A short contamination result for the dataset card (details are under quality)."""
         if self.contamination is None or not len(self.contamination.index):
             return None
@@ -88,7 +91,7 @@ class RunStats(PipelineBase):
                                         for c in self.contamination.index.compared_against)}
 
     def _quality_stats(self, stages: dict[str, Any], delivered: DeliveredItems,
-                       tally: _Tally) -> dict[str, Any]:
+                       tally: Tally) -> dict[str, Any]:
         """The quality block: per-check drops and measurements over the delivered items."""
         s = self.settings
         usage = self.engine.meter.as_dict()
@@ -132,7 +135,7 @@ class RunStats(PipelineBase):
 
 
 @dataclass
-class _Tally:
+class Tally:
     """What the stats count over the delivered items, gathered in one pass over the store
     (every pass decodes each item from its store row: ~60 µs per item)."""
 
@@ -152,28 +155,32 @@ class _Tally:
     time_sensitive: list[str] = field(default_factory=list)  # their ids, when the key is dated
 
     @classmethod
-    def over(cls, delivered: Iterable[Delivered]) -> _Tally:
+    def over(cls, delivered: Iterable[Delivered]) -> Tally:
         tally = cls()
         for d in delivered:
-            item = d.item
-            tally.topics[item.topic.value] += 1
-            tally.letters[item.answer] += 1
-            tally.origins[item.origin] += 1
-            tally.difficulty[item.difficulty.value if item.difficulty else "unknown"] += 1
-            tally.labels.append(item.difficulty)
-            tally.grades.append(d.grade)
-            tally.repaired += bool(d.repaired)
-            rank = d.key_length_rank()
-            tally.ranks.append(rank)
-            tally.on_target += rank == d.slot.rank
-            tally.negative += checks.is_negative_stem(item.question)
-            tally.key_longest += checks.key_is_longest(item.options, item.answer)
-            if d.audit is not None:
-                tally.audited += 1
-                if d.audit.time_sensitive:
-                    tally.time_sensitive.append(item.item_id)
-            if d.contamination is not None:
-                tally.flagged.append({
-                    "item_id": item.item_id, "benchmark": d.contamination.benchmark,
-                    "benchmark_item": d.contamination.ref, "overlap": d.contamination.overlap})
+            tally.add(d)
         return tally
+
+    def add(self, d: Delivered) -> None:
+        """Count one delivered item."""
+        item = d.item
+        self.topics[item.topic.value] += 1
+        self.letters[item.answer] += 1
+        self.origins[item.origin] += 1
+        self.difficulty[item.difficulty.value if item.difficulty else "unknown"] += 1
+        self.labels.append(item.difficulty)
+        self.grades.append(d.grade)
+        self.repaired += bool(d.repaired)
+        rank = d.key_length_rank()
+        self.ranks.append(rank)
+        self.on_target += rank == d.slot.rank
+        self.negative += checks.is_negative_stem(item.question)
+        self.key_longest += checks.key_is_longest(item.options, item.answer)
+        if d.audit is not None:
+            self.audited += 1
+            if d.audit.time_sensitive:
+                self.time_sensitive.append(item.item_id)
+        if d.contamination is not None:
+            self.flagged.append({
+                "item_id": item.item_id, "benchmark": d.contamination.benchmark,
+                "benchmark_item": d.contamination.ref, "overlap": d.contamination.overlap})
