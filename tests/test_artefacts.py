@@ -5,6 +5,8 @@ The strings here are written for the test in the style of the artefacts, not cop
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from finmcq.quality.artefacts import clean_text
 from finmcq.records import Difficulty, Provenance, SourceQuestion, Topic
 from finmcq.stages.generate import GenerateStage
@@ -55,3 +57,24 @@ def test_prompts_get_the_cleaned_text_and_the_source_keeps_the_original() -> Non
     assert example["question"] == "환율은 1,300원이다. 옳은 것은?"
     assert source.question == "환율은 1,300원이 다 . 옳은 것은?"
     assert source.options[0] == "－0 1%"
+
+
+def test_english_splits_are_kept_so_later_builds_skip_loading_wordninja(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from finmcq.quality.artefacts import clean_text; "
+            "print(clean_text('금리평가이론(interestrateparitytheory)은')); "
+            "print('wordninja' in sys.modules)")
+    env = {**os.environ, "FINMCQ_CACHE_DIR": str(tmp_path)}
+
+    def run() -> list[str]:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+
+    first, again = run(), run()
+    assert first == ["금리평가이론(interest rate parity theory)은", "True"]
+    assert again == ["금리평가이론(interest rate parity theory)은", "False"]
+    assert list((tmp_path / "wordsplit").glob("splits-*.json"))
