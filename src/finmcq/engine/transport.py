@@ -16,7 +16,7 @@ reply is:
   OpenAI-shaped message), :class:`TransportTimeout` and :class:`TransportError` (connection
   refused/reset, a body cut by the connection closing).
 
-The Batch API (``engine/batch.py``) and ``finmcq doctor`` still use the SDK.
+The Batch API (the package ``engine/batch/``) and ``finmcq doctor`` still use the SDK.
 """
 
 from __future__ import annotations
