@@ -25,7 +25,10 @@ QUESTIONS = 40
 
 def review_settings(out: Path, base_url: str, **kw: Any) -> BuildSettings:
     values: dict[str, Any] = {"source": "sample", "questions": QUESTIONS, "seed": 3, "out": out,
-                              "model": "fake-finance-1", "base_url": base_url}
+                              "model": "fake-finance-1", "base_url": base_url,
+                              # A fixed reference month: every prompt states it, so without it
+                              # the fake's replies (and these builds) change every month.
+                              "as_of": "2026-06"}
     values.update(kw)
     return BuildSettings(**values)
 

@@ -225,6 +225,7 @@ def test_extra_benchmark_files_in_any_common_shape(tmp_path: Path) -> None:
     assert [c["benchmark"] for c in index.compared_against] == ["krx.jsonl", "krx.txt"]
     assert index.describe()["questions"] == 3
     assert "no KMMLU test split" in index.notes[0]
+    assert index.expected_notes == index.notes  # expected for the sample: logged at INFO
     hit = index.check("수출기업은 선물환 매도로 수출 대금의 환율 변동 위험을 줄이는 거래 방식으로 "
                       "가장 적절한 것은?")
     assert hit is not None and hit.benchmark == "krx.jsonl"

@@ -141,7 +141,8 @@ class PipelineBase:
         if self.contamination is None:
             index = await asyncio.to_thread(self._load_benchmarks)
             for note in index.notes:
-                log.warning("contamination check: %s", note)
+                level = logging.INFO if note in index.expected_notes else logging.WARNING
+                log.log(level, "contamination check: %s", note)
             self.contamination = ContaminationStage(index, drop=self.settings.drop_contaminated)
         self._contamination_ready.set()
 

@@ -55,7 +55,7 @@ def item_text(question: str, options: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_single_file(source: str) -> bool:
+def is_single_file(source: str) -> bool:
     if source.strip() == "sample":
         return True
     path = Path(source).expanduser()
@@ -70,7 +70,7 @@ def _from_source(source: str, subjects: Sequence[str]) -> tuple[list[BenchmarkQu
     found: list[BenchmarkQuestion] = []
     described: list[dict[str, Any]] = []
     notes: list[str] = []
-    if _is_single_file(source):
+    if is_single_file(source):
         notes.append(f"source {source!r} is a single file or the bundled sample: it has no KMMLU "
                      "test split, so only --contamination-against files were compared")
         return found, described, notes

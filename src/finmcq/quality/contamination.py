@@ -33,6 +33,7 @@ from finmcq.quality.benchmarks import (  # re-exported: their home before the sp
     ContaminationHit,
     _from_file,
     _from_source,
+    is_single_file,
     item_text,
 )
 from finmcq.quality.text import DEFAULT_NGRAM, shingle_hashes
@@ -56,6 +57,9 @@ class ContaminationIndex:
     ngram: int = DEFAULT_NGRAM
     compared_against: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Notes that describe an expected gap (the bundled sample has no test split): logged at
+    # INFO, not WARNING, so a sample build's console stays quiet. They are in ``notes`` too.
+    expected_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._refs: list[tuple[str, str]] = []
@@ -191,6 +195,8 @@ def load_benchmarks(source: str | None, extra: Sequence[Path], *,
         index.add(questions)
         index.compared_against.extend(described)
         index.notes.extend(notes)
+        if is_single_file(source):
+            index.expected_notes.extend(notes)
     for path in extra:
         try:
             questions = _from_file(Path(path))
