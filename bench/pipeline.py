@@ -35,7 +35,7 @@ import argparse
 import compileall
 import json
 import math
-import resource
+import os
 import shutil
 import sqlite3
 import statistics
@@ -74,39 +74,44 @@ def run_build(base: str, questions: int, concurrency: int, out: Path, sample_eve
            "--max-attempts", "6"]
     if subjects:
         cmd += ["--subjects", subjects]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started_epoch = time.time()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    samples: dict[int, float] = {}  # decile of delivered questions -> RSS MB at that moment
-    next_sample = time.perf_counter()
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss
-        except psutil.Error:
-            break
-        peak = max(peak, rss)
-        now = time.perf_counter()
-        if now >= next_sample:
-            next_sample = now + sample_every_s
-            done = delivered_so_far(out / "finmcq.sqlite")
-            if done is not None:
-                decile = min(10, done * 10 // questions)
-                samples.setdefault(decile, round(rss / 2**20, 1))
-        time.sleep(0.05)
-    _stdout, stderr = proc.communicate()
-    process_wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=errors)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        samples: dict[int, float] = {}  # decile of delivered questions -> RSS MB at that moment
+        next_sample = time.perf_counter()
+        while True:
+            # wait4: this child's own CPU time and high-water RSS (RUSAGE_CHILDREN would fold in
+            # every earlier build of this invocation, so --repeat would repeat the first peak).
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                rss = ps.memory_info().rss
+            except psutil.Error:
+                rss = 0
+            peak = max(peak, rss)
+            now = time.perf_counter()
+            if now >= next_sample:
+                next_sample = now + sample_every_s
+                done = delivered_so_far(out / "finmcq.sqlite")
+                if done is not None:
+                    decile = min(10, done * 10 // questions)
+                    samples.setdefault(decile, round(rss / 2**20, 1))
+            time.sleep(0.05)
+        process_wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        stderr = errors.read()
+    cpu_s = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}):\n{stderr.decode()[-3000:]}")
     stats_file = max(out.glob("processing_stats_*.json"))
     stats = json.loads(stats_file.read_text("utf-8"))
-    # The kernel's high-water mark catches spikes between samples. It covers every child this
-    # process has waited for, i.e. also earlier (smaller) builds of the same invocation.
-    maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # The kernel's high-water mark (kB on Linux) catches spikes between the samples.
+    maxrss_mb = usage.ru_maxrss / 1024
     return {"stats": stats, "process_wall_s": process_wall, "cpu_s": cpu_s,
             "started_epoch": started_epoch,
             "peak_rss_mb": round(max(peak / 2**20, maxrss_mb), 1), "rss_by_decile_mb": samples,

@@ -188,8 +188,8 @@ class NearDuplicateFinder:
         if len(packed) != n * self.signature_size:
             raise ValueError("signatures do not come from this finder's settings")
         rows = np.frombuffer(packed, dtype=np.uint8).reshape(n, self.signature_size)
-        keys: npt.NDArray[np.uint64] = np.ascontiguousarray(rows[:, :width]).view(
-            np.uint64).reshape(n, self.bands)
+        # A view of the band keys, not a copy (n x bands x 8 bytes: 26 MB at 100,000 texts).
+        keys: npt.NDArray[np.uint64] = rows[:, :width].view(np.uint64)
         previous = self._previous(keys) if n > 1 else None
         shingle_set = lru_cache(maxsize=SHINGLE_CACHE)(
             lambda i: shingles(text_of(i), self.ngram))
