@@ -6,8 +6,8 @@ request (issue 12). The result depends only on the folder's files, the subjects 
 asked for, and finmcq's loading code, so it is cached under that key:
 
 * the key hashes every file under the folder (relative path, size, modification time in ns),
-  the subjects, splits and de-duplication asked for, and the bytes of ``sources.py`` and
-  ``records.py`` — editing a CSV, or the loader, makes a new key;
+  the subjects, splits and de-duplication asked for, and the bytes of the ``sources``
+  package's modules and ``records.py`` — editing a CSV, or the loader, makes a new key;
 * an entry is the validated questions, one JSON line each, after a header line that holds the
   warnings the cold load logged (they are logged again on a hit);
 * entries live in ``$FINMCQ_CACHE_DIR``, else ``$XDG_CACHE_HOME/finmcq/sources``, else
@@ -54,10 +54,14 @@ def cache_root(kind: str = "sources") -> Path | None:
 
 
 def _code_digest() -> bytes:
+    """The loading code: every module of ``finmcq.sources`` and ``records.py``."""
     digest = hashlib.sha256()
-    for name in ("sources.py", "records.py"):
-        with contextlib.suppress(OSError):
-            digest.update((resources.files("finmcq") / name).read_bytes())
+    package = resources.files("finmcq")
+    with contextlib.suppress(OSError):
+        modules = sorted((p for p in (package / "sources").iterdir() if p.name.endswith(".py")),
+                         key=lambda p: p.name)
+        for module in [*modules, package / "records.py"]:
+            digest.update(module.name.encode() + b"\0" + module.read_bytes())
     return digest.digest()
 
 

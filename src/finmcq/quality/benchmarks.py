@@ -65,7 +65,7 @@ def is_single_file(source: str) -> bool:
 def _from_source(source: str, subjects: Sequence[str]) -> tuple[list[BenchmarkQuestion],
                                                                 list[dict[str, Any]], list[str]]:
     """KMMLU test questions of ``subjects`` from a hub id or a local folder in the hub layout."""
-    from finmcq.sources import load_source  # heavy import (datasets), only when needed
+    from finmcq.sources import load_source, prefill  # heavy import (datasets), only if needed
 
     found: list[BenchmarkQuestion] = []
     described: list[dict[str, Any]] = []
@@ -74,6 +74,8 @@ def _from_source(source: str, subjects: Sequence[str]) -> tuple[list[BenchmarkQu
         notes.append(f"source {source!r} is a single file or the bundled sample: it has no KMMLU "
                      "test split, so only --contamination-against files were compared")
         return found, described, notes
+    if Path(source).expanduser().is_dir():  # every subject in one child process (prefill.py)
+        prefill.fill([(source, [subject], ["test"], False) for subject in subjects])
     for subject in subjects:
         try:
             rows = load_source(source, [subject], ["test"], deduplicate=False)

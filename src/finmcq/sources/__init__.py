@@ -25,6 +25,7 @@ from pathlib import Path
 from finmcq import source_cache
 from finmcq.errors import InputError
 from finmcq.records import SourceQuestion
+from finmcq.sources import prefill
 from finmcq.sources.files import _csv_table, _decode, _file_table
 from finmcq.sources.hub import _folder_tables, _hub_tables
 from finmcq.sources.rows import (
@@ -103,6 +104,9 @@ def load_source(
     key = _cache_key(source, subject_names, split_names, deduplicate)
     if key is not None:  # a local folder: maybe loaded before (see source_cache.py)
         cached = source_cache.load(key)
+        if cached is None and prefill.fill([(str(source), _listed(subject_names),
+                                             _listed(split_names), deduplicate)]):
+            cached = source_cache.load(key)  # a child loaded it: no datasets import here
         if cached is not None:
             return cached
         recorder = source_cache.WarningRecorder()
@@ -117,6 +121,10 @@ def load_source(
     if key is not None:
         source_cache.save(key, questions, recorder.messages)
     return questions
+
+
+def _listed(names: tuple[str, ...] | None) -> list[str] | None:
+    return list(names) if names is not None else None
 
 
 def _cache_key(source: str | Path, subjects: tuple[str, ...] | None,
