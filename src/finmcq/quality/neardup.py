@@ -31,9 +31,8 @@ import numpy.typing as npt
 from finmcq.quality.text import (
     DEFAULT_NGRAM,
     fold_text,
-    jaccard,
+    jaccard_of_hashes,
     shingle_hashes,
-    shingles,
 )
 from finmcq.quality.text import SHORT_STEM_CHARS as SHORT_STEM_CHARS  # re-exported
 from finmcq.quality.text import question_text as question_text  # re-exported
@@ -191,8 +190,8 @@ class NearDuplicateFinder:
         # A view of the band keys, not a copy (n x bands x 8 bytes: 26 MB at 100,000 texts).
         keys: npt.NDArray[np.uint64] = rows[:, :width].view(np.uint64)
         previous = self._previous(keys) if n > 1 else None
-        shingle_set = lru_cache(maxsize=SHINGLE_CACHE)(
-            lambda i: shingles(text_of(i), self.ngram))
+        shingle_set = lru_cache(maxsize=SHINGLE_CACHE)(  # sorted shingle hashes, by index
+            lambda i: shingle_hashes(text_of(i), self.ngram))
         first_of: dict[bytes, int] = {}
         dropped: set[int] = set()
         found: list[Duplicate] = []
@@ -213,12 +212,12 @@ class NearDuplicateFinder:
         return found
 
     def _near(self, index: int, candidates: Sequence[int], dropped: set[int],
-              shingle_set: Callable[[int], frozenset[str]]) -> Duplicate | None:
+              shingle_set: Callable[[int], npt.NDArray[np.uint64]]) -> Duplicate | None:
         """The first kept candidate (most band collisions first) similar enough to it."""
         for other in candidates:
             if other in dropped:
                 continue
-            similarity = jaccard(shingle_set(index), shingle_set(other))
+            similarity = jaccard_of_hashes(shingle_set(index), shingle_set(other))
             if similarity >= self.threshold:
                 return Duplicate(index, other, round(similarity, 4), exact=False)
         return None

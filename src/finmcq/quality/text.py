@@ -85,6 +85,20 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+def jaccard_of_hashes(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> float:
+    """:func:`jaccard` over two :func:`shingle_hashes` arrays (sorted, unique); 0 if both empty.
+
+    The same value as over the shingle strings (barring a 64-bit hash collision), from ~1.3 KB
+    of array per text instead of ~17 KB of frozenset and strings.
+    """
+    import numpy as np
+
+    if not a.size and not b.size:
+        return 0.0
+    shared = int(np.intersect1d(a, b, assume_unique=True).size)
+    return shared / (a.size + b.size - shared)
+
+
 _MULT = 0x100000001B3  # FNV-1a 64-bit prime, as a polynomial base
 _MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
