@@ -28,37 +28,65 @@ CHILD_ENV = "FINMCQ_SOURCE_CHILD"
 # (source, subjects, splits, deduplicate), as load_source takes them
 Request = tuple[str, list[str] | None, list[str] | None, bool]
 
-_tried: set[str] = set()
+_tried: set[str] = set()  # requests handed to a child, by their JSON
+_running: dict[str, subprocess.Popen[str]] = {}  # started by start(), not yet waited for
 
 
-def fill(requests: Sequence[Request]) -> bool:
-    """Load and cache ``requests`` in one child process; True when every one succeeded.
+def _usable() -> bool:
+    return (os.environ.get(CHILD_ENV) != "1" and source_cache.cache_root() is not None
+            and "datasets" not in sys.modules)  # imported already: its memory is spent anyway
 
-    False without starting anything in the child itself, with the cache off, when this
-    process has imported ``datasets`` already, or when all of ``requests`` were handed to a
-    child before.
-    """
-    if (os.environ.get(CHILD_ENV) == "1" or source_cache.cache_root() is None
-            or "datasets" in sys.modules):  # imported already: its memory is spent anyway
-        return False
-    fresh = [r for r in requests if json.dumps(r) not in _tried]
-    if not fresh:
-        return False
-    _tried.update(json.dumps(r) for r in fresh)
+
+def _spawn(requests: list[Request]) -> subprocess.Popen[str] | None:
+    _tried.update(json.dumps(r) for r in requests)
     root = str(Path(__file__).resolve().parents[2])  # the folder that holds finmcq/
     code = ("import sys\n"
             f"sys.path.insert(0, {root!r}) if {root!r} not in sys.path else None\n"
             "from finmcq.sources.prefill import main\n"
             "main()\n")
-    env = {**os.environ, CHILD_ENV: "1"}
     try:
         # -P: the working directory is not put on the child's import path.
-        done = subprocess.run([sys.executable, "-P", "-c", code], input=json.dumps(fresh),
-                              text=True, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, check=False)
+        proc = subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                text=True, env={**os.environ, CHILD_ENV: "1"})
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(requests))
+        proc.stdin.close()
     except OSError:
+        return None
+    return proc
+
+
+def start(requests: Sequence[Request]) -> None:
+    """Start filling ``requests`` in a child and return at once; a later :func:`fill` of the
+    same requests waits for that child instead of starting another (the build starts the
+    child before importing its own modules, so both proceed side by side)."""
+    if not _usable():
+        return
+    fresh = [r for r in requests if json.dumps(r) not in _tried]
+    proc = _spawn(fresh) if fresh else None
+    if proc is not None:
+        _running.update((json.dumps(r), proc) for r in fresh)
+
+
+def fill(requests: Sequence[Request]) -> bool:
+    """Load and cache ``requests`` in a child process; True when every one succeeded.
+
+    Waits for a child :func:`start` began for them. False without starting anything in the
+    child itself, with the cache off, when this process has imported ``datasets`` already,
+    or when all of ``requests`` were handed to a child before and none is still running.
+    """
+    if not _usable():
         return False
-    return done.returncode == 0
+    started = {id(p): p for r in requests if (p := _running.pop(json.dumps(r), None))}
+    ok = bool(started)
+    for proc in started.values():
+        ok = proc.wait() == 0 and ok
+    fresh = [r for r in requests if json.dumps(r) not in _tried]
+    if fresh:
+        proc = _spawn(fresh)
+        ok = proc is not None and proc.wait() == 0 and (ok or not started)
+    return ok
 
 
 def main() -> None:
