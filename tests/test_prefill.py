@@ -99,31 +99,3 @@ def test_a_process_that_imported_datasets_loads_in_process(
     assert [q.uid for q in questions] == ["Finance/train/0", "Finance/train/1",
                                           "Finance/test/0"]
 
-
-PREFETCH = """
-import json, sys
-from finmcq.sources import load_source, prefetch, prefill
-spawned = []
-spawn = prefill._spawn
-prefill._spawn = lambda requests: spawned.append(requests) or spawn(requests)
-prefetch(sys.argv[1], [sys.argv[2]], None)  # what `finmcq build` does before its imports
-questions = load_source(sys.argv[1], [sys.argv[2]], None)
-print(json.dumps({"questions": len(questions), "children": len(spawned),
-                  "datasets_imported": "datasets" in sys.modules}))
-"""
-
-
-def test_a_prefetch_is_the_child_that_load_source_waits_for(tmp_path: Path) -> None:
-    folder = mirror_with_a_repeat(tmp_path)
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "FINMCQ_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-    def run() -> dict[str, object]:
-        done = subprocess.run([sys.executable, "-c", PREFETCH, str(folder), "Finance"], env=env,
-                              capture_output=True, text=True, timeout=120, check=True)
-        result: dict[str, object] = json.loads(done.stdout)
-        return result
-
-    assert run() == {"questions": 3, "children": 1, "datasets_imported": False}
-    assert run() == {"questions": 3, "children": 0, "datasets_imported": False}  # cached

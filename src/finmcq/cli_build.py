@@ -114,6 +114,8 @@ def build(
     """Build the training set: KMMLU → relevance → rewrite/generate → verify → solve → pairs."""
 
     def action() -> None:
+        from finmcq.build import run_build
+
         settings = _settings(
             config, source=source, subjects=subjects, splits=splits, questions=questions,
             model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
@@ -133,13 +135,6 @@ def build(
             stage_reasoning_efforts=_stage_efforts(stage_reasoning_effort), holdout=holdout,
             as_of=as_of,
         )
-        # A source folder not cached yet loads in a child process while this one imports
-        # the build's modules (~0.4 s sooner to the first request on a first build).
-        from finmcq.sources import prefetch
-
-        prefetch(settings.source, settings.subjects, settings.splits)
-        from finmcq.build import run_build
-
         result = run_build(settings, progress=progress)
         _report(result)
 

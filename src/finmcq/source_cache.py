@@ -92,12 +92,6 @@ def folder_key(folder: Path, subjects: Sequence[str] | None, splits: Sequence[st
     return digest.hexdigest()
 
 
-def has(key: str) -> bool:
-    """Whether an entry for ``key`` exists (not whether it is readable: :func:`load` checks)."""
-    root = cache_root()
-    return root is not None and (root / f"{key}.jsonl").is_file()
-
-
 def load(key: str) -> list[SourceQuestion] | None:
     """The cached questions for ``key`` (their warnings logged again), or None on a miss."""
     root = cache_root()

@@ -69,7 +69,6 @@ __all__ = [
     "USER_FILE_LICENSE",
     "describe_splits",
     "load_source",
-    "prefetch",
 ]
 
 
@@ -122,25 +121,6 @@ def load_source(
     if key is not None:
         source_cache.save(key, questions, recorder.messages)
     return questions
-
-
-def prefetch(source: str | Path = DEFAULT_SOURCE, subjects: Sequence[str] | None = None,
-             splits: Sequence[str] | None = None, *, deduplicate: bool = True) -> None:
-    """Start loading a local folder that is not cached yet, in a child process (``prefill``).
-
-    Returns at once; ``load_source`` with the same arguments then waits for that child. The
-    CLI calls this before importing the build's modules, so both proceed side by side. Bad
-    arguments are left for ``load_source`` to report.
-    """
-    try:
-        subject_names = _clean_names(subjects, "subject")
-        split_names = _clean_names(splits, "split")
-    except InputError:
-        return
-    key = _cache_key(source, subject_names, split_names, deduplicate)
-    if key is not None and not source_cache.has(key):
-        prefill.start([(str(source), _listed(subject_names), _listed(split_names),
-                        deduplicate)])
 
 
 def _listed(names: tuple[str, ...] | None) -> list[str] | None:

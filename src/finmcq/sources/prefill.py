@@ -30,7 +30,6 @@ CHILD_ENV = "FINMCQ_SOURCE_CHILD"
 Request = tuple[str, list[str] | None, list[str] | None, bool]
 
 _tried: set[str] = set()  # requests handed to a child, by their JSON
-_running: dict[str, subprocess.Popen[str]] = {}  # started by start(), not yet waited for
 
 
 def _usable() -> bool:
@@ -63,36 +62,18 @@ def _spawn(requests: list[Request]) -> subprocess.Popen[str] | None:
     return proc
 
 
-def start(requests: Sequence[Request]) -> None:
-    """Start filling ``requests`` in a child and return at once; a later :func:`fill` of the
-    same requests waits for that child instead of starting another (the build starts the
-    child before importing its own modules, so both proceed side by side)."""
-    if not _usable():
-        return
-    fresh = [r for r in requests if json.dumps(r) not in _tried]
-    proc = _spawn(fresh) if fresh else None
-    if proc is not None:
-        _running.update((json.dumps(r), proc) for r in fresh)
-
-
 def fill(requests: Sequence[Request]) -> bool:
-    """Load and cache ``requests`` in a child process; True when every one succeeded.
+    """Load and cache ``requests`` in one child process; True when every one succeeded.
 
-    Waits for a child :func:`start` began for them. False without starting anything in the
-    child itself, with the cache off, when this process has imported ``datasets`` already,
-    or when all of ``requests`` were handed to a child before and none is still running.
+    False without starting anything in the child itself, with the cache off, when this
+    process has imported ``datasets`` already, or when all of ``requests`` were handed to a
+    child before.
     """
     if not _usable():
         return False
-    started = {id(p): p for r in requests if (p := _running.pop(json.dumps(r), None))}
-    ok = bool(started)
-    for proc in started.values():
-        ok = proc.wait() == 0 and ok
     fresh = [r for r in requests if json.dumps(r) not in _tried]
-    if fresh:
-        proc = _spawn(fresh)
-        ok = proc is not None and proc.wait() == 0 and (ok or not started)
-    return ok
+    proc = _spawn(fresh) if fresh else None
+    return proc is not None and proc.wait() == 0
 
 
 def main() -> None:
