@@ -65,7 +65,7 @@ def is_single_file(source: str) -> bool:
 def _from_source(source: str, subjects: Sequence[str]) -> tuple[list[BenchmarkQuestion],
                                                                 list[dict[str, Any]], list[str]]:
     """KMMLU test questions of ``subjects`` from a hub id or a local folder in the hub layout."""
-    from finmcq.sources import load_source, prefill  # heavy import (datasets), only if needed
+    from finmcq.sources import load_source, prefill  # pydantic records: not on the start path
 
     found: list[BenchmarkQuestion] = []
     described: list[dict[str, Any]] = []
